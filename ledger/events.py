@@ -1,0 +1,159 @@
+"""Consent events: frozen structs in one tagged union with explicit, stable tags.
+
+Guarantees: the tag of each class (``consent.revoked`` …) is what is stored, so renaming a class
+never changes stored bytes; fields left at their default are omitted when encoded, so adding an
+optional field later leaves every earlier entry's bytes (and hashes) valid. Field order is part of
+the stored format: append new fields at the end, never reorder.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from ledger.keywords import KeywordChanges, Mode
+
+Scope = Literal["subaccount", "tenant"]
+Method = Literal["8x8-webhook", "automation-http", "api", "import", "admin"]
+Unknown = Literal["allow", "deny"]
+ReviewAction = Literal["opt_out", "dismiss", "assign"]
+
+METHODS: tuple[Method, ...] = ("8x8-webhook", "automation-http", "api", "import", "admin")
+
+
+class _Event(msgspec.Struct, frozen=True, tag_field="type", omit_defaults=True, kw_only=True):
+    """Common base: every event is frozen, tagged by ``type`` and omits default fields."""
+
+
+class ConsentRevoked(_Event, tag="consent.revoked"):
+    """The person withdrew consent (opt-out) for one subaccount or, with scope tenant, for all."""
+
+    scope: Scope
+    keyword: str | None
+    match: str | None
+    policy: str | None
+    channel: str
+    method: Method
+    actor: str
+    purpose: str | None = None
+    notice_version: str | None = None
+    unresolved_subaccount: str | None = None
+    """Set when the subaccount named by the sender could not be resolved; the scope is tenant."""
+    provider_time: str | None = None
+    """The provider's timestamp when it lay too far in the future and was replaced."""
+    revoke_all: bool = False
+    """True when the scope is tenant because the tenant has ``revoke_all`` on."""
+    resolves: int | None = None
+    """Position of the review item this opt-out resolves, if any."""
+
+
+class ConsentGranted(_Event, tag="consent.granted"):
+    """The person gave (or restored) consent for one subaccount."""
+
+    scope: Scope
+    keyword: str | None
+    match: str | None
+    policy: str | None
+    channel: str
+    method: Method
+    actor: str
+    purpose: str | None = None
+    notice_version: str | None = None
+
+
+class HelpRequested(_Event, tag="help.requested"):
+    """The person asked for help (HELP, AIDE, …); consent is unchanged."""
+
+    keyword: str | None
+    match: str | None
+    policy: str | None
+    channel: str
+    method: Method
+    actor: str
+
+
+class ReviewFlagged(_Event, tag="review.flagged"):
+    """A message that may be a revocation but is not clearly one; a person must look at it."""
+
+    keyword: str | None
+    match: str | None
+    policy: str | None
+    channel: str
+    method: Method
+    actor: str
+    reason: str
+
+
+class ReviewResolved(_Event, tag="review.resolved"):
+    """A reviewer closed the review item at ``position`` (the action's own entries follow it)."""
+
+    position: int
+    action: ReviewAction
+    note: str
+    actor: str
+    subaccount: str | None = None
+
+
+class EntryRetracted(_Event, tag="entry.retracted"):
+    """As known from this entry on, the entry at ``position`` has no effect at any valid time."""
+
+    position: int
+    reason: str
+    actor: str
+
+
+class SubaccountConfigured(_Event, tag="subaccount.configured"):
+    """A subaccount's settings as of this entry (a full snapshot, not a delta)."""
+
+    default_region: str | None
+    mode: Mode
+    unknown: Unknown
+    keywords: KeywordChanges
+    policy_version: int
+    actor: str
+    method: Method
+
+
+class TenantConfigured(_Event, tag="tenant.configured"):
+    """The tenant's settings as of this entry (a full snapshot)."""
+
+    revoke_all: bool
+    actor: str
+
+
+Event = (
+    ConsentRevoked
+    | ConsentGranted
+    | HelpRequested
+    | ReviewFlagged
+    | ReviewResolved
+    | EntryRetracted
+    | SubaccountConfigured
+    | TenantConfigured
+)
+"""Every event the log can hold."""
+
+EVENT_TYPES: tuple[type[_Event], ...] = (
+    ConsentRevoked,
+    ConsentGranted,
+    HelpRequested,
+    ReviewFlagged,
+    ReviewResolved,
+    EntryRetracted,
+    SubaccountConfigured,
+    TenantConfigured,
+)
+
+
+def event_type(event: Event) -> str:
+    """The stable tag of ``event`` (what the entry's ``type`` field holds)."""
+    tag = type(event).__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
+RETRACTABLE_TYPES = frozenset(
+    {"consent.revoked", "consent.granted", "help.requested", "review.flagged"}
+)
+"""Entry types a retraction may target; configuration, retractions and resolutions may not be."""

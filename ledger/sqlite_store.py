@@ -1,0 +1,367 @@
+"""The embedded SQLite adapter of the log store (the default store).
+
+Guarantees beyond the port (``ledger.store``): WAL with ``synchronous=FULL`` (an acknowledged
+append survives a crash or power loss); one writer at a time across processes (``BEGIN
+IMMEDIATE``); concurrent ``append`` calls in one process are group-committed — one transaction and
+one fsync for everything waiting — while each call still succeeds or fails alone (a savepoint per
+call); projectors run inside the same transaction as the entries they apply, so a projection is
+never ahead of or behind the log it has recorded as applied.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from ledger.entries import (
+    Entry,
+    encode_entry,
+    encode_evidence,
+    evidence_digest,
+    leaf_hash,
+    new_salt,
+)
+from ledger.errors import LedgerError, NotFound, RetractionError, StoreUnavailable
+from ledger.events import RETRACTABLE_TYPES, EntryRetracted, event_type
+from ledger.migrate import migrate
+from ledger.store import Appended, Draft, StoredEntry
+from ledger.timefmt import format_time, utc_now
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class Committed:
+    """An entry being applied: its stored form and its decoded document."""
+
+    __slots__ = ("entry", "stored")
+
+    def __init__(self, stored: StoredEntry, entry: Entry) -> None:
+        self.stored = stored
+        self.entry = entry
+
+
+class Projector(Protocol):
+    """Something kept in step with the log inside the append transaction."""
+
+    name: str
+
+    def apply(self, conn: sqlite3.Connection, items: Sequence[Committed]) -> None:
+        """Apply ``items`` (consecutive, in position order); may raise a ``LedgerError``."""
+        ...
+
+    def reset(self, conn: sqlite3.Connection) -> None:
+        """Forget everything applied (before a rebuild)."""
+        ...
+
+
+def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open ``path`` in autocommit mode with the ledger's pragmas (WAL, synchronous=FULL)."""
+    conn = sqlite3.connect(
+        str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    else:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+@dataclass
+class _Ticket:
+    drafts: Sequence[Draft]
+    results: list[Appended] | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+@dataclass
+class _Cursor:
+    head: int
+    last_recorded: str
+    items: list[Committed] = field(default_factory=list)
+
+
+class SqliteLogStore:
+    """The log store on one SQLite file; safe to share between threads and processes."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        projectors: Sequence[Projector] = (),
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.path = Path(path)
+        self.projectors = list(projectors)
+        self._clock = clock
+        self._wconn = connect(self.path)
+        migrate(self._wconn)
+        self._local = threading.local()
+        self._pending: list[_Ticket] = []
+        self._pending_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+
+    # -- reads -----------------------------------------------------------------------------
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, readonly=True)
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees one consistent state of the database."""
+        conn = self.reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def head(self) -> int:
+        """The newest committed position (0 when empty)."""
+        row = self.reader().execute("SELECT coalesce(max(position), 0) FROM log").fetchone()
+        return int(row[0])
+
+    def read_from(self, position: int, limit: int) -> list[StoredEntry]:
+        """Up to ``limit`` entries from ``position`` on, in order."""
+        rows = self.reader().execute(
+            "SELECT position, entry, leaf_hash FROM log WHERE position >= ? "
+            "ORDER BY position LIMIT ?",
+            (position, limit),
+        )
+        return [StoredEntry(p, d, h) for p, d, h in rows]
+
+    def read_number(self, tenant: str, msisdn: str) -> list[StoredEntry]:
+        """Every entry of ``tenant`` about ``msisdn``, in order."""
+        rows = self.reader().execute(
+            "SELECT position, entry, leaf_hash FROM log WHERE tenant = ? AND msisdn = ? "
+            "ORDER BY position",
+            (tenant, msisdn),
+        )
+        return [StoredEntry(p, d, h) for p, d, h in rows]
+
+    def read_positions(self, positions: Sequence[int]) -> list[StoredEntry]:
+        """The entries at ``positions`` that exist, in position order."""
+        rows = self.reader().execute(
+            "SELECT position, entry, leaf_hash FROM log WHERE position IN "
+            "(SELECT value FROM json_each(?)) ORDER BY position",
+            (str(list(positions)),),
+        )
+        return [StoredEntry(p, d, h) for p, d, h in rows]
+
+    def evidence(self, positions: Sequence[int]) -> dict[int, tuple[bytes | None, bytes | None]]:
+        """(salt, content) per position that has evidence; both ``None`` once erased."""
+        rows = self.reader().execute(
+            "SELECT position, salt, content FROM evidence WHERE position IN "
+            "(SELECT value FROM json_each(?))",
+            (str(list(positions)),),
+        )
+        return {p: (s, c) for p, s, c in rows}
+
+    def erase_evidence(self, position: int, reason: str) -> None:
+        """Erase one entry's evidence (salt and content); the entry and every hash stay valid."""
+        with self._write_lock:
+            cur = self._wconn.execute(
+                "UPDATE evidence SET salt = NULL, content = NULL, erased_at = ?, "
+                "erase_reason = ? WHERE position = ? AND erased_at IS NULL",
+                (format_time(self._clock()), reason, position),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"no unerased evidence at position {position}")
+
+    # -- appends ---------------------------------------------------------------------------
+    def append(self, drafts: Sequence[Draft]) -> list[Appended]:
+        """Append ``drafts`` atomically and durably (group-committed with concurrent callers)."""
+        ticket = _Ticket(drafts)
+        with self._pending_lock:
+            self._pending.append(ticket)
+        with self._write_lock:
+            if not ticket.done:
+                with self._pending_lock:
+                    group, self._pending = self._pending, []
+                self._commit_group(group)
+        if ticket.error is not None:
+            raise ticket.error
+        assert ticket.results is not None
+        return ticket.results
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[sqlite3.Connection]:
+        """An exclusive write transaction on the writer connection (maintenance: rebuild)."""
+        with self._write_lock:
+            self._begin()
+            try:
+                yield self._wconn
+            except BaseException:
+                self._wconn.execute("ROLLBACK")
+                raise
+            self._wconn.execute("COMMIT")
+
+    @contextmanager
+    def trial_transaction(self) -> Iterator[sqlite3.Connection]:
+        """An exclusive write transaction that is always rolled back (compare, never change)."""
+        with self._write_lock:
+            self._begin()
+            try:
+                yield self._wconn
+            finally:
+                self._wconn.execute("ROLLBACK")
+
+    def _begin(self) -> None:
+        try:
+            self._wconn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"cannot start a write: {exc}") from exc
+
+    def _commit_group(self, group: list[_Ticket]) -> None:
+        try:
+            self._begin()
+        except StoreUnavailable as exc:
+            self._finish(group, exc)
+            return
+        conn = self._wconn
+        cursor = self._cursor(conn)
+        for ticket in group:
+            conn.execute("SAVEPOINT ticket")
+            try:
+                mark = (cursor.head, cursor.last_recorded, len(cursor.items))
+                ticket.results = self._append_drafts(conn, ticket.drafts, cursor)
+                conn.execute("RELEASE ticket")
+            except Exception as exc:
+                conn.execute("ROLLBACK TO ticket")
+                conn.execute("RELEASE ticket")
+                cursor.head, cursor.last_recorded = mark[0], mark[1]
+                del cursor.items[mark[2] :]
+                ticket.results, ticket.error = None, _domain_error(exc)
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._finish(group, StoreUnavailable(f"the write could not be committed: {exc}"))
+            return
+        self._finish(group, None)
+
+    @staticmethod
+    def _finish(group: list[_Ticket], error: BaseException | None) -> None:
+        for ticket in group:
+            if error is not None:
+                ticket.results, ticket.error = None, error
+            ticket.done = True
+
+    @staticmethod
+    def _cursor(conn: sqlite3.Connection) -> _Cursor:
+        row = conn.execute(
+            "SELECT position, recorded_at FROM log ORDER BY position DESC LIMIT 1"
+        ).fetchone()
+        return _Cursor(0, "") if row is None else _Cursor(int(row[0]), str(row[1]))
+
+    def _append_drafts(
+        self, conn: sqlite3.Connection, drafts: Sequence[Draft], cursor: _Cursor
+    ) -> list[Appended]:
+        results: list[Appended] = []
+        start = len(cursor.items)
+        for draft in drafts:
+            dup = conn.execute(
+                "SELECT position, entry, leaf_hash FROM log WHERE tenant = ? AND key = ?",
+                (draft.tenant, draft.key),
+            ).fetchone()
+            if dup is not None:
+                results.append(Appended(StoredEntry(*dup), duplicate=True))
+                continue
+            item = self._insert(conn, draft, cursor)
+            cursor.items.append(item)
+            results.append(Appended(item.stored, duplicate=False))
+        fresh = cursor.items[start:]
+        if fresh:
+            for projector in self.projectors:
+                projector.apply(conn, fresh)
+        return results
+
+    def _insert(self, conn: sqlite3.Connection, draft: Draft, cursor: _Cursor) -> Committed:
+        if isinstance(draft.event, EntryRetracted):
+            _check_retraction(conn, draft.tenant, draft.event.position)
+        recorded = max(format_time(self._clock()), cursor.last_recorded)
+        position = cursor.head + 1
+        salt = content = digest = None
+        if draft.evidence is not None:
+            salt, content = new_salt(), encode_evidence(draft.evidence)
+            digest = evidence_digest(salt, content)
+        entry = Entry(
+            position=position,
+            event_id=str(uuid.uuid4()),
+            key=draft.key,
+            tenant=draft.tenant,
+            subaccount=draft.subaccount,
+            msisdn=draft.msisdn,
+            type=event_type(draft.event),
+            occurred_at=draft.occurred_at or recorded,
+            recorded_at=recorded,
+            event=draft.event,
+            evidence_digest=digest,
+        )
+        data = encode_entry(entry)
+        stored = StoredEntry(position, data, leaf_hash(data))
+        conn.execute(
+            "INSERT INTO log (position, tenant, key, event_id, type, subaccount, msisdn, "
+            "occurred_at, recorded_at, entry, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                position,
+                entry.tenant,
+                entry.key,
+                entry.event_id,
+                entry.type,
+                entry.subaccount,
+                entry.msisdn,
+                entry.occurred_at,
+                entry.recorded_at,
+                data,
+                stored.leaf_hash,
+            ),
+        )
+        if salt is not None:
+            conn.execute(
+                "INSERT INTO evidence (position, salt, content) VALUES (?, ?, ?)",
+                (position, salt, content),
+            )
+        cursor.head, cursor.last_recorded = position, recorded
+        return Committed(stored, entry)
+
+    def close(self) -> None:
+        """Close the writer connection (readers close with their threads)."""
+        self._wconn.close()
+
+
+def _check_retraction(conn: sqlite3.Connection, tenant: str, target: int) -> None:
+    row = conn.execute("SELECT tenant, type FROM log WHERE position = ?", (target,)).fetchone()
+    if row is None or row[0] != tenant:
+        raise RetractionError(f"there is no entry at position {target} to retract")
+    if row[1] not in RETRACTABLE_TYPES:
+        raise RetractionError(f"a {row[1]} entry (position {target}) cannot be retracted")
+    again = conn.execute(
+        "SELECT position FROM log WHERE type = 'entry.retracted' AND tenant = ? "
+        "AND json_extract(CAST(entry AS TEXT), '$.event.position') = ?",
+        (tenant, target),
+    ).fetchone()
+    if again is not None:
+        raise RetractionError(f"position {target} was already retracted by position {again[0]}")
+
+
+def _domain_error(exc: Exception) -> Exception:
+    if isinstance(exc, LedgerError):
+        return exc
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreUnavailable(f"the write failed and nothing was written: {exc}")
+    return exc

@@ -1,0 +1,77 @@
+"""The log store port: the narrow interface every storage adapter implements.
+
+Guarantees every adapter gives (checked by one contract test suite):
+- ``append`` is atomic per call and durable once it returns; positions start at 1 and are dense
+  and gapless in commit order; ``recorded_at`` never decreases with position;
+- a draft whose (tenant, key) is already in the log writes nothing and returns the original
+  entry with ``duplicate=True`` (also within one batch);
+- stored bytes never change; reads return exactly the bytes that were hashed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from ledger.entries import Entry, Evidence, decode_entry
+from ledger.events import Event
+
+
+class Draft(msgspec.Struct, frozen=True, kw_only=True):
+    """An entry before the store assigns its position, recorded time and event id."""
+
+    tenant: str
+    key: str
+    subaccount: str | None
+    msisdn: str | None
+    occurred_at: str | None
+    """Canonical RFC 3339; ``None`` means "when recorded" (configuration, admin actions)."""
+    event: Event
+    evidence: Evidence | None = None
+
+
+class StoredEntry(msgspec.Struct, frozen=True):
+    """An entry as stored: its position, exact bytes and RFC 9162 leaf hash."""
+
+    position: int
+    data: bytes
+    leaf_hash: bytes
+
+    @property
+    def entry(self) -> Entry:
+        """The decoded entry document."""
+        return decode_entry(self.data)
+
+
+class Appended(msgspec.Struct, frozen=True):
+    """The result of appending one draft."""
+
+    stored: StoredEntry
+    duplicate: bool
+
+    @property
+    def position(self) -> int:
+        """Position of the new entry, or of the original one for a duplicate."""
+        return self.stored.position
+
+
+class LogStore(Protocol):
+    """Append-only, tamper-evident consent log."""
+
+    def append(self, drafts: Sequence[Draft]) -> list[Appended]:
+        """Append ``drafts`` in order as one atomic, durable unit; one result per draft."""
+        ...
+
+    def read_from(self, position: int, limit: int) -> list[StoredEntry]:
+        """Up to ``limit`` entries with position >= ``position``, in position order."""
+        ...
+
+    def read_number(self, tenant: str, msisdn: str) -> list[StoredEntry]:
+        """Every entry of ``tenant`` about ``msisdn``, in position order."""
+        ...
+
+    def head(self) -> int:
+        """The position of the newest committed entry (0 for an empty log)."""
+        ...

@@ -1,0 +1,248 @@
+"""``ConsentLedger``: the log store wired to its projections, and the reads built on them.
+
+Guarantees: every write goes through the store's append (atomic, durable, projections updated in
+the same transaction); every read that combines several queries runs in one read snapshot, so an
+answer reflects exactly the log position it reports.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from ledger.msisdn import to_e164, valid_region
+
+from ledger.errors import InvalidInput, NotFound
+from ledger.events import EntryRetracted, Method, SubaccountConfigured, TenantConfigured, Unknown
+from ledger.keywords import KeywordChanges, Mode, Policy, validate_changes
+from ledger.sqlite_store import SqliteLogStore
+from ledger.store import Appended, Draft, StoredEntry
+from ledger.timefmt import format_time, utc_now
+from projections import config, decisions, review
+from projections.config import ConfigProjector, SubaccountSettings
+from projections.consent import ConsentProjector
+from projections.decisions import Decision
+from projections.ids import new_key, valid_subaccount
+from projections.review import ReviewProjector
+from projections.timeline import Interval, intervals
+
+
+def projectors() -> list[ConsentProjector | ConfigProjector | ReviewProjector]:
+    """Every projection kept in step with the log, in the order they apply."""
+    return [ConsentProjector(), ConfigProjector(), ReviewProjector()]
+
+
+class ConsentLedger:
+    """The consent ledger on one SQLite database."""
+
+    def __init__(self, path: str | Path, clock: Callable[[], datetime] = utc_now) -> None:
+        self.clock = clock
+        self.store = SqliteLogStore(path, projectors(), clock)
+
+    def close(self) -> None:
+        """Release the database."""
+        self.store.close()
+
+    def append(self, drafts: Sequence[Draft]) -> list[Appended]:
+        """Append drafts (see ``ledger.store.LogStore.append``)."""
+        return self.store.append(drafts)
+
+    def now(self) -> str:
+        """The current time in canonical form."""
+        return format_time(self.clock())
+
+    # -- settings --------------------------------------------------------------------------
+    def settings(self, tenant: str, subaccount: str) -> SubaccountSettings | None:
+        """Current settings of a subaccount; ``None`` if unknown."""
+        return config.subaccount_settings(self.store.reader(), tenant, subaccount)
+
+    def subaccounts(self, tenant: str) -> list[SubaccountSettings]:
+        """Current settings of every known subaccount of ``tenant``."""
+        return config.list_subaccounts(self.store.reader(), tenant)
+
+    def policy(self, tenant: str, subaccount: str | None) -> Policy:
+        """The keyword policy of a subaccount (the default policy when unknown)."""
+        settings = self.settings(tenant, subaccount) if subaccount else None
+        return settings.policy if settings else Policy()
+
+    def revoke_all(self, tenant: str) -> bool:
+        """Whether every opt-out of ``tenant`` applies tenant-wide."""
+        return config.revoke_all(self.store.reader(), tenant)
+
+    def normalize_msisdn(self, tenant: str, subaccount: str | None, raw: str) -> str:
+        """``raw`` as E.164, bare digits read in the subaccount's default region."""
+        settings = self.settings(tenant, subaccount) if subaccount else None
+        return to_e164(raw, settings.default_region if settings else None)
+
+    def configure_subaccount(
+        self,
+        tenant: str,
+        subaccount: str,
+        *,
+        actor: str,
+        method: Method = "admin",
+        default_region: str | None = None,
+        mode: Mode | None = None,
+        unknown: Unknown | None = None,
+        keywords: KeywordChanges | None = None,
+        key: str | None = None,
+    ) -> Appended:
+        """Append new settings for ``subaccount`` (fields left ``None`` keep their value).
+
+        The policy version goes up by one whenever the mode or the keyword lists change.
+        """
+        valid_subaccount(subaccount)
+        draft = self.subaccount_draft(
+            tenant,
+            subaccount,
+            self.settings(tenant, subaccount),
+            actor=actor,
+            method=method,
+            default_region=default_region,
+            mode=mode,
+            unknown=unknown,
+            keywords=keywords,
+            key=key,
+        )
+        return self.append([draft])[0]
+
+    @staticmethod
+    def subaccount_draft(
+        tenant: str,
+        subaccount: str,
+        current: SubaccountSettings | None,
+        *,
+        actor: str,
+        method: Method,
+        default_region: str | None = None,
+        mode: Mode | None = None,
+        unknown: Unknown | None = None,
+        keywords: KeywordChanges | None = None,
+        key: str | None = None,
+    ) -> Draft:
+        """The configuration entry that moves ``current`` settings to the given ones."""
+        region = valid_region(default_region) if default_region else None
+        changes = validate_changes(keywords) if keywords is not None else None
+        new_mode = mode or (current.mode if current else "standard")
+        new_changes = (
+            changes if changes is not None else (current.keywords if current else KeywordChanges())
+        )
+        version = 1
+        if current is not None:
+            same = current.mode == new_mode and current.keywords == new_changes
+            version = current.policy_version + (0 if same else 1)
+        event = SubaccountConfigured(
+            default_region=region or (current.default_region if current else None),
+            mode=new_mode,
+            unknown=unknown or (current.unknown if current else "allow"),
+            keywords=new_changes,
+            policy_version=version,
+            actor=actor,
+            method=method,
+        )
+        return Draft(
+            tenant=tenant,
+            key=key or new_key("config"),
+            subaccount=subaccount,
+            msisdn=None,
+            occurred_at=None,
+            event=event,
+        )
+
+    def configure_tenant(
+        self, tenant: str, *, revoke_all: bool, actor: str, key: str | None = None
+    ) -> Appended:
+        """Append the tenant's settings (``revoke_all``: every opt-out applies tenant-wide)."""
+        event = TenantConfigured(revoke_all=revoke_all, actor=actor)
+        draft = Draft(
+            tenant=tenant,
+            key=key or new_key("tenant"),
+            subaccount=None,
+            msisdn=None,
+            occurred_at=None,
+            event=event,
+        )
+        return self.append([draft])[0]
+
+    def retract(
+        self, tenant: str, position: int, *, reason: str, actor: str, key: str | None = None
+    ) -> Appended:
+        """Append a retraction of ``position``: from now on that entry has no effect."""
+        if not reason.strip():
+            raise InvalidInput("a retraction needs a reason")
+        event = EntryRetracted(position=position, reason=reason, actor=actor)
+        draft = Draft(
+            tenant=tenant,
+            key=key or new_key("retract"),
+            subaccount=None,
+            msisdn=None,
+            occurred_at=None,
+            event=event,
+        )
+        return self.append([draft])[0]
+
+    # -- decisions -------------------------------------------------------------------------
+    def resolve_known_at(self, known_at: str | int | None) -> int | None:
+        """A known-at time or position as a log position (``None`` = now)."""
+        if known_at is None or isinstance(known_at, int):
+            return known_at
+        return decisions.position_known_at(self.store.reader(), known_at)
+
+    def decide(
+        self,
+        tenant: str,
+        subaccount: str,
+        msisdn: str,
+        *,
+        at: str | None = None,
+        known_at: int | None = None,
+    ) -> Decision:
+        """May ``subaccount`` send to E.164 ``msisdn`` at ``at`` (now) as known at a position?"""
+        with self.store.snapshot() as conn:
+            head = _head(conn)
+            position = head if known_at is None else min(known_at, head)
+            return decisions.decide(conn, tenant, subaccount, msisdn, at or self.now(), position)
+
+    def decide_many(
+        self, tenant: str, subaccount: str, msisdns: Sequence[str], *, at: str | None = None
+    ) -> tuple[dict[str, Decision], int]:
+        """Decisions for many E.164 numbers in one query, and the log position they reflect."""
+        with self.store.snapshot() as conn:
+            head = _head(conn)
+            found = decisions.decide_many(conn, tenant, subaccount, msisdns, at or self.now(), head)
+            return found, head
+
+    def timeline(
+        self, tenant: str, subaccount: str, msisdn: str, known_at: int | None = None
+    ) -> list[Interval]:
+        """Consent intervals of (subaccount, msisdn) as known at ``known_at`` (now)."""
+        with self.store.snapshot() as conn:
+            head = _head(conn)
+            return intervals(
+                conn, tenant, subaccount, msisdn, head if known_at is None else known_at
+            )
+
+    def history(self, tenant: str, msisdn: str) -> list[StoredEntry]:
+        """Every entry of ``tenant`` about ``msisdn``, oldest first."""
+        return self.store.read_number(tenant, msisdn)
+
+    def review_queue(self, tenant: str) -> list[review.ReviewItem]:
+        """Open review items, oldest first."""
+        return review.open_items(self.store.reader(), tenant)
+
+    def review_item(self, tenant: str, position: int) -> review.ReviewItem:
+        """One review item (``NotFound`` if absent or another tenant's)."""
+        item = review.review_item(self.store.reader(), tenant, position)
+        if item is None:
+            raise NotFound(f"there is no review item at position {position}")
+        return item
+
+    def head(self) -> int:
+        """The newest log position."""
+        return self.store.head()
+
+
+def _head(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0])

@@ -1,0 +1,127 @@
+"""The review queue: messages flagged for a person and opt-outs with an unresolved subaccount.
+
+Guarantee: an item is open until a ``review.resolved`` entry or a retraction closes it; an item
+can be closed once (a second resolution is refused and nothing is written).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import msgspec
+
+from ledger.errors import NotFound
+from ledger.events import ConsentRevoked, EntryRetracted, ReviewFlagged, ReviewResolved
+from ledger.sqlite_store import Committed
+from projections.positions import set_position
+
+
+class ReviewItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One item in the review queue."""
+
+    position: int
+    kind: str
+    subaccount: str | None
+    msisdn: str | None
+    keyword: str | None
+    occurred_at: str
+    recorded_at: str
+    closed_by: int | None
+    closed_how: str | None
+
+
+class ReviewProjector:
+    """Keeps ``review_items`` in step with the log."""
+
+    name = "review"
+
+    def apply(self, conn: sqlite3.Connection, items: Sequence[Committed]) -> None:
+        """Open items for flags and unresolved opt-outs; close them on resolution/retraction."""
+        for item in items:
+            entry, event = item.entry, item.entry.event
+            kind = None
+            if isinstance(event, ReviewFlagged):
+                kind = "flagged"
+            elif isinstance(event, ConsentRevoked) and event.unresolved_subaccount is not None:
+                kind = "unresolved"
+            if kind is not None:
+                subaccount = (
+                    event.unresolved_subaccount
+                    if isinstance(event, ConsentRevoked)
+                    else entry.subaccount
+                )
+                conn.execute(
+                    "INSERT INTO review_items (position, tenant, kind, subaccount, msisdn, "
+                    "keyword, occurred_at, recorded_at) VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        entry.position,
+                        entry.tenant,
+                        kind,
+                        subaccount,
+                        entry.msisdn,
+                        event.keyword,
+                        entry.occurred_at,
+                        entry.recorded_at,
+                    ),
+                )
+            elif isinstance(event, ReviewResolved):
+                _close(conn, entry.tenant, event.position, entry.position, event.action)
+            elif isinstance(event, EntryRetracted):
+                conn.execute(
+                    "UPDATE review_items SET closed_by = ?, closed_how = 'retracted' "
+                    "WHERE position = ? AND closed_by IS NULL",
+                    (entry.position, event.position),
+                )
+        set_position(conn, self.name, items[-1].stored.position)
+
+    def reset(self, conn: sqlite3.Connection) -> None:
+        """Drop every item."""
+        conn.execute("DELETE FROM review_items")
+        set_position(conn, self.name, 0)
+
+
+def _close(conn: sqlite3.Connection, tenant: str, target: int, by: int, how: str) -> None:
+    cur = conn.execute(
+        "UPDATE review_items SET closed_by = ?, closed_how = ? "
+        "WHERE position = ? AND tenant = ? AND closed_by IS NULL",
+        (by, how, target, tenant),
+    )
+    if cur.rowcount == 0:
+        raise NotFound(f"there is no open review item at position {target}")
+
+
+_COLUMNS = (
+    "position, kind, subaccount, msisdn, keyword, occurred_at, recorded_at, closed_by, closed_how"
+)
+
+
+def review_item(conn: sqlite3.Connection, tenant: str, position: int) -> ReviewItem | None:
+    """The review item at ``position`` of ``tenant``, open or closed."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM review_items WHERE tenant = ? AND position = ?",
+        (tenant, position),
+    ).fetchone()
+    return None if row is None else _item(row)
+
+
+def open_items(conn: sqlite3.Connection, tenant: str, limit: int = 1000) -> list[ReviewItem]:
+    """Open review items of ``tenant``, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM review_items WHERE tenant = ? AND closed_by IS NULL "
+        "ORDER BY position LIMIT ?",
+        (tenant, limit),
+    ).fetchall()
+    return [_item(r) for r in rows]
+
+
+def backlog(conn: sqlite3.Connection) -> int:
+    """Open review items across all tenants (for metrics)."""
+    return int(
+        conn.execute("SELECT count(*) FROM review_items WHERE closed_by IS NULL").fetchone()[0]
+    )
+
+
+def _item(row: tuple[object, ...]) -> ReviewItem:
+    names = [c.strip() for c in _COLUMNS.split(",")]
+    return msgspec.convert(dict(zip(names, row, strict=True)), ReviewItem)
