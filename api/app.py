@@ -1,0 +1,85 @@
+"""The Litestar application: ``create_app(settings)`` wires routes, auth, errors and logging.
+
+Guarantees: configuration comes only from the ``Settings`` passed in; the database is opened
+when the app starts (per worker process) and closed when it stops; all synchronous database work
+runs in worker threads, off the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from api import logs, problems
+from api.auth import PUBLIC_PATHS, KeyAuthMiddleware, scope_guard
+from api.routes import ops
+from api.settings import Settings
+from api.state import Services
+from projections.ledger import ConsentLedger
+
+ROUTE_MODULES = [ops]
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="consent-ledger",
+        version="1",
+        description=(
+            "Event-sourced, tamper-evident ledger of SMS consent: 8x8 intake, pre-send "
+            "suppression checks, audit trails and verifiable evidence. Errors are RFC 9457 "
+            "problem details."
+        ),
+        path="/schema",
+        render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
+        components=Components(security_schemes={
+            "bearer": SecurityScheme(type="http", scheme="bearer",
+                                     description="Authorization: Bearer cl_<id>_<secret>"),
+            "basic": SecurityScheme(type="http", scheme="basic",
+                                    description="Basic auth with the API key as the password "
+                                    "(what an 8x8 webhook configuration sends)"),
+        }),
+        security=[{"bearer": []}, {"basic": []}],
+    )
+
+
+def create_app(settings: Settings) -> Litestar:
+    """A ready-to-serve app for ``settings`` (the database opens on start-up)."""
+    logs.configure(settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        settings.db.parent.mkdir(parents=True, exist_ok=True)
+        ledger = ConsentLedger(settings.db)
+        app.state.services = Services(settings=settings, ledger=ledger)
+        try:
+            yield
+        finally:
+            ledger.close()
+
+    def provide_services(state: State) -> Services:
+        services: Services = state.services
+        return services
+
+    handlers = [h for module in ROUTE_MODULES for h in module.ROUTES]
+    return Litestar(
+        route_handlers=handlers,
+        lifespan=[lifespan],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        middleware=[
+            logs.request_log_middleware,
+            DefineMiddleware(KeyAuthMiddleware, exclude=PUBLIC_PATHS),
+        ],
+        guards=[scope_guard],
+        plugins=[problems.plugin()],
+        openapi_config=_openapi(),
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )

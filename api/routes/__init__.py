@@ -1,0 +1,1 @@
+"""HTTP route handlers, one module per area; each module exports ``ROUTES``."""

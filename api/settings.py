@@ -1,0 +1,51 @@
+"""Service settings: passed into ``create_app``, never read at import time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+ENV_PREFIX = "CONSENT_LEDGER_"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the HTTP service needs to start."""
+
+    db: Path
+    origin: str = "consent-ledger"
+    """The checkpoint origin line (C2SP tlog-checkpoint)."""
+    signing_key: Path | None = None
+    """Ed25519 key file; default: ``<db>.signing-key`` beside the database, created on start."""
+    checkpoint_interval: float = 60.0
+    """Seconds between automatic checkpoints while the log grows (0 disables)."""
+    max_body_bytes: int = 1024 * 1024
+    bulk_limit: int = 10_000
+    log_format: str = "auto"
+    """``json``, ``console`` or ``auto`` (console on a TTY, JSON lines otherwise)."""
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables (handed to server worker processes)."""
+        out = {}
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if value is not None:
+                out[ENV_PREFIX + name.upper()] = str(value)
+        return out
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Settings from ``CONSENT_LEDGER_*`` variables (``CONSENT_LEDGER_DB`` is required)."""
+        env = dict(os.environ if env is None else env)
+        raw = {
+            name: env[ENV_PREFIX + name.upper()]
+            for name in cls.__struct_fields__
+            if ENV_PREFIX + name.upper() in env
+        }
+        return msgspec.convert(raw, cls, strict=False)
+
+    @property
+    def signing_key_path(self) -> Path:
+        """Where the checkpoint signing key lives."""
+        return self.signing_key or self.db.with_name(self.db.name + ".signing-key")

@@ -1,0 +1,68 @@
+"""HTTP test fixtures: an app on a fresh database, and keys for every role."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from api.app import create_app
+from api.keys import create_key, revoke_key
+from api.settings import Settings
+from ledger.sqlite_store import connect
+
+FIXTURES_8X8 = Path(__file__).parent.parent / "fixtures" / "8x8"
+ALL = ["ingest", "check", "audit", "admin"]
+
+
+def fixture_body(name: str) -> bytes:
+    """The bytes of one 8x8 sample body."""
+    return (FIXTURES_8X8 / name).read_bytes()
+
+
+def fixture_json(name: str) -> dict[str, object]:
+    """One 8x8 sample body, parsed."""
+    return json.loads(fixture_body(name))
+
+
+def bearer(key: str) -> dict[str, str]:
+    """Headers authenticating with ``key`` as a bearer token."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+def basic(key: str, user: str = "8x8") -> dict[str, str]:
+    """Headers authenticating with ``key`` as the Basic password (as 8x8 webhooks do)."""
+    token = base64.b64encode(f"{user}:{key}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(db=tmp_path / "ledger.db", log_format="json", checkpoint_interval=0)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def keys(client: TestClient, settings: Settings) -> dict[str, str]:  # type: ignore[type-arg]
+    """Keys: ``all`` (every scope), one per scope, ``other`` (another tenant, every scope),
+    ``operator``, ``revoked`` and ``none`` (a well-formed key that does not exist)."""
+    conn = connect(settings.db)
+    made = {"all": create_key(conn, tenant="default", scopes=ALL)}  # type: ignore[arg-type]
+    for scope in ALL:
+        made[scope] = create_key(conn, tenant="default", scopes=[scope])  # type: ignore[list-item]
+    made["other"] = create_key(conn, tenant="other", scopes=ALL)  # type: ignore[arg-type]
+    made["operator"] = create_key(conn, tenant=None, scopes=ALL)  # type: ignore[arg-type]
+    made["revoked"] = create_key(conn, tenant="default", scopes=ALL)  # type: ignore[arg-type]
+    revoke_key(conn, made["revoked"].split("_")[1])
+    made["none"] = "cl_000000000000_" + "x" * 43
+    conn.close()
+    return made
