@@ -20,12 +20,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from api import logs, problems
 from api.auth import PUBLIC_PATHS, KeyAuthMiddleware, scope_guard
-from api.routes import ops
+from api.routes import admin, audit, consent, intake, ops
 from api.settings import Settings
 from api.state import Services
 from projections.ledger import ConsentLedger
 
-ROUTE_MODULES = [ops]
+ROUTE_MODULES = [ops, intake, consent, audit, admin]
 
 
 def _openapi() -> OpenAPIConfig:
@@ -39,13 +39,21 @@ def _openapi() -> OpenAPIConfig:
         ),
         path="/schema",
         render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
-        components=Components(security_schemes={
-            "bearer": SecurityScheme(type="http", scheme="bearer",
-                                     description="Authorization: Bearer cl_<id>_<secret>"),
-            "basic": SecurityScheme(type="http", scheme="basic",
-                                    description="Basic auth with the API key as the password "
-                                    "(what an 8x8 webhook configuration sends)"),
-        }),
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="Authorization: Bearer cl_<id>_<secret>",
+                ),
+                "basic": SecurityScheme(
+                    type="http",
+                    scheme="basic",
+                    description="Basic auth with the API key as the password "
+                    "(what an 8x8 webhook configuration sends)",
+                ),
+            }
+        ),
         security=[{"bearer": []}, {"basic": []}],
     )
 
@@ -81,5 +89,6 @@ def create_app(settings: Settings) -> Litestar:
         plugins=[problems.plugin()],
         openapi_config=_openapi(),
         request_max_body_size=settings.max_body_bytes,
+        logging_config=logs.app_logging_config(settings.log_format),
         debug=False,
     )

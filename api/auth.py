@@ -35,7 +35,8 @@ def presented_key(header: str | None) -> str | None:
         return value.strip() or None
     if scheme.lower() == "basic":
         try:
-            user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+            user, _, password = decoded.partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return None
         return password or user or None
@@ -45,7 +46,9 @@ def presented_key(header: str | None) -> str | None:
 class KeyAuthMiddleware(AbstractAuthenticationMiddleware):
     """Resolves the request's API key to a ``Principal`` (``request.user``)."""
 
-    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
         """Authenticate or raise 401 (counted for webhooks)."""
         key = presented_key(connection.headers.get("authorization"))
         principal = None

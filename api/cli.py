@@ -2,17 +2,19 @@
 
 Guarantees: every command that touches the database takes ``--db`` (default
 ``$CONSENT_LEDGER_DB``, then ``~/.local/share/consent-ledger/ledger.db``) and ``--tenant``
-(default ``default``); output is JSON on stdout; an error prints one line on stderr and exits
-non-zero, having changed nothing.
+(default ``default``); output is JSON on stdout (``keys create`` prints the new key alone); an
+error prints one line on stderr and exits non-zero, having changed nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -128,8 +130,123 @@ def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- serve and keys ----------------------------------------------------------------------------
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+
+
+@command("serve")
+def _serve(args: argparse.Namespace) -> int:
+    from api import serve
+    from api.settings import ENV_PREFIX, Settings
+
+    given = {"db": Path(args.db).expanduser().resolve(), "origin": args.origin,
+             "checkpoint_interval": args.checkpoint_interval, "log_format": args.log_format}
+    env = dict(os.environ)
+    env.update({ENV_PREFIX + k.upper(): str(v) for k, v in given.items() if v is not None})
+    try:
+        settings = Settings.from_env(env)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(f"bad setting ({ENV_PREFIX}* or option): {exc}") from exc
+    return serve.serve(settings, host=args.host, port=args.port, workers=args.workers)
+
+
+@command("keys")
+def _keys(args: argparse.Namespace) -> int:
+    from ledger.migrate import migrate
+    from ledger.sqlite_store import connect
+
+    path = Path(args.db).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    try:
+        migrate(conn)
+        action: Callable[[Any, argparse.Namespace], int] = args.key_action
+        return action(conn, args)
+    finally:
+        conn.close()
+
+
+def _keys_create(conn: Any, args: argparse.Namespace) -> int:
+    from api.keys import SCOPES, create_key, parse_scopes
+
+    if args.operator:
+        if args.scopes is not None:
+            raise InvalidInput("operator keys act on the whole log; --scopes is for tenant keys")
+        tenant, scopes = None, list(SCOPES)
+    else:
+        tenant = args.tenant or "default"
+        if _TENANT.fullmatch(tenant) is None:
+            raise InvalidInput(f"{tenant[:80]!r} is not a valid tenant id")
+        if args.scopes is None:
+            raise InvalidInput(f"--scopes is required for a tenant key ({','.join(SCOPES)})")
+        scopes = parse_scopes(args.scopes)
+    sys.stdout.write(create_key(conn, tenant=tenant, scopes=scopes, label=args.label) + "\n")
+    return 0
+
+
+def _keys_list(conn: Any, args: argparse.Namespace) -> int:
+    from api.keys import list_keys
+
+    for info in list_keys(conn):
+        if args.tenant is None or info.tenant == args.tenant:
+            emit(info)
+    return 0
+
+
+def _keys_revoke(conn: Any, args: argparse.Namespace) -> int:
+    from api.keys import list_keys, revoke_key
+
+    revoke_key(conn, args.id)
+    emit(next(info for info in list_keys(conn) if info.id == args.id))
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _serve_and_keys_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the HTTP service (uvicorn, several workers)")
+    p.add_argument("--db", default=str(default_db()),
+                   help="SQLite database (env CONSENT_LEDGER_DB)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=_positive, default=1,
+                   help="worker processes sharing the database (default 1)")
+    p.add_argument("--origin", help="checkpoint origin line (default consent-ledger)")
+    p.add_argument("--checkpoint-interval", type=float, metavar="SECONDS",
+                   help="seconds between automatic checkpoints; 0 disables (default 60)")
+    p.add_argument("--log-format", choices=["auto", "json", "console"],
+                   help="JSON lines, console, or auto: console on a TTY (default auto)")
+    keys = sub.add_parser("keys", help="manage API keys (create, list, revoke)")
+    actions = keys.add_subparsers(dest="keys_command", required=True,
+                                  metavar="{create,list,revoke}")
+    p = actions.add_parser("create", help="create a key; prints it alone on stdout, once")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--tenant", help="the tenant the key acts for (default: default)")
+    who.add_argument("--operator", action="store_true",
+                     help="a deployment-wide key: reads the whole log, signs checkpoints")
+    p.add_argument("--scopes", help="comma-separated: ingest,check,audit,admin")
+    p.add_argument("--label", help="a note to recognise the key by")
+    p.set_defaults(key_action=_keys_create)
+    p = actions.add_parser("list", help="every key as JSON lines (never the secret)")
+    p.add_argument("--tenant", help="only this tenant's keys")
+    p.set_defaults(key_action=_keys_list)
+    p = actions.add_parser("revoke", help="revoke a key by id, effective at once")
+    p.add_argument("id", help="the key id (the part after cl_)")
+    p.set_defaults(key_action=_keys_revoke)
+    for p in actions.choices.values():
+        p.add_argument("--db", default=str(default_db()),
+                       help="SQLite database (env CONSENT_LEDGER_DB)")
+
+
+# -- shared options ----------------------------------------------------------------------------
 def _db_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=str(default_db()), help="SQLite database (env CONSENT_LEDGER_DB)")
+    p.add_argument("--db", default=str(default_db()),
+                   help="SQLite database (env CONSENT_LEDGER_DB)")
     p.add_argument("--tenant", default="default", help="tenant id (default: default)")
 
 
@@ -163,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("msisdn")
     p.add_argument("--subaccount", help="read bare national digits in this subaccount's region")
     _db_options(sub.add_parser("rebuild", help="drop and replay every projection"))
+    _serve_and_keys_parsers(sub)
     for extend in EXTENSIONS:
         extend(sub)
     return parser

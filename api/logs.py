@@ -3,20 +3,27 @@
 JSON lines in production, a console renderer on a TTY. The request line carries the request id
 (``X-Request-ID``, generated when absent and echoed back), tenant, route template, status and
 duration; the route *template* is logged, never the raw path, so numbers in paths stay out.
+Each line is written with one ``write`` call, so lines from several worker processes sharing
+stderr never interleave; the server's (uvicorn) and Litestar's own records are rendered the
+same way. An unexpected error (answered 5xx) is logged with its traceback, the route template and
+the request id — never the raw path.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 import uuid
 from typing import Any
 
 import structlog
+from litestar.logging.config import LoggingConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
+from ledger.errors import LedgerError, MigrationError, StoreUnavailable
 
 _configured = False
 
@@ -26,22 +33,125 @@ def configure(fmt: str = "auto") -> None:
     global _configured
     if _configured:
         return
-    console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
-    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
+            _renderer(fmt),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=True,
     )
     _configured = True
+
+
+class _StderrLogger:
+    """Writes each rendered line to the *current* ``sys.stderr`` with one ``write`` call."""
+
+    _lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        """Write one line."""
+        with self._lock:
+            stream = sys.stderr
+            stream.write(message + "\n")
+            stream.flush()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def _stderr_logger(*_args: Any) -> _StderrLogger:
+    return _StderrLogger()
+
+
+def _console(fmt: str) -> bool:
+    return fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+
+
+def _renderer(fmt: str) -> Any:
+    return structlog.dev.ConsoleRenderer() if _console(fmt) else structlog.processors.JSONRenderer()
+
+
+def server_formatter(fmt: str = "auto") -> logging.Formatter:
+    """A stdlib formatter rendering foreign records (uvicorn's) like our own log lines."""
+    return structlog.stdlib.ProcessorFormatter(
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *([] if _console(fmt) else [structlog.processors.format_exc_info]),
+            _renderer(fmt),
+        ],
+        foreign_pre_chain=[
+            structlog.stdlib.add_logger_name,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+    )
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A logging handler writing each record, in one ``write``, to the *current* ``sys.stderr``."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        """Whatever ``sys.stderr`` is now."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+_FORMATTER = {"()": "api.logs.server_formatter"}
+_HANDLER = {"class": "api.logs.StderrHandler", "formatter": "structlog"}
+
+
+def server_log_config(fmt: str = "auto") -> dict[str, Any]:
+    """``logging.config.dictConfig`` for the ASGI server: its records in our format on stderr,
+    INFO and above; no access log (the request line above replaces it). Picklable, so worker
+    processes apply it too."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"structlog": {**_FORMATTER, "fmt": fmt}},
+        "handlers": {"stderr": _HANDLER},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        },
+    }
+
+
+def app_logging_config(fmt: str = "auto") -> LoggingConfig:
+    """Litestar's logging: its records and other libraries' warnings rendered like our lines on
+    stderr; unexpected errors logged with a traceback (see ``log_unexpected``)."""
+    return LoggingConfig(
+        formatters={"structlog": {**_FORMATTER, "fmt": fmt}},
+        handlers={"stderr": dict(_HANDLER)},
+        loggers={"litestar": {"level": "INFO", "handlers": ["stderr"], "propagate": False}},
+        root={"level": "WARNING", "handlers": ["stderr"]},
+        log_exceptions="always",
+        exception_logging_handler=log_unexpected,
+    )
+
+
+def log_unexpected(logger: Any, scope: Scope, _traceback: list[str]) -> None:
+    """Log the exception being handled if it is answered 5xx (a bug or an outage), with its
+    traceback, the route template and the request id; refusals (4xx) are not logged here, the
+    request line records them."""
+    exc = sys.exc_info()[1]
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, LedgerError) and not isinstance(exc, StoreUnavailable | MigrationError):
+        return
+    if isinstance(status, int) and status < 500:
+        return
+    request_id = scope.get("state", {}).get("request_id")
+    logger.exception("unexpected error (route=%s, request_id=%s)", _route(scope), request_id)
 
 
 def _route(scope: Scope) -> str:

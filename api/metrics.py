@@ -1,7 +1,10 @@
 """Prometheus metrics, correct with several worker processes.
 
 Counters and histograms go through prometheus_client's multiprocess mode when
-``PROMETHEUS_MULTIPROC_DIR`` is set (``consent-ledger serve`` sets it before workers start);
+``PROMETHEUS_MULTIPROC_DIR`` was set before prometheus_client was imported (``consent-ledger
+serve`` sets it before workers start); a scrape then sums every worker's values, including those
+of workers that have exited, so totals never go back. Otherwise this process's own registry is
+used;
 gauges that describe the database (quarantine size, review backlog, projection lag) are read
 from the database at scrape time, so every worker reports the same value.
 """
@@ -10,15 +13,19 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
+    Metric,
     generate_latest,
 )
 from prometheus_client import multiprocess as _multiprocess
+from prometheus_client import values as _values
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 REQUESTS = Counter("consent_ledger_requests_total", "HTTP requests", ["route", "method", "status"])
 LATENCY = Histogram(
@@ -42,7 +49,7 @@ WEBHOOK_OUTCOMES = Counter(
 def render(conn: sqlite3.Connection) -> bytes:
     """The exposition text: process-shared counters plus gauges read from the database now."""
     registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if multiprocess_mode():
         _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         body = generate_latest(registry)
     else:
@@ -52,17 +59,43 @@ def render(conn: sqlite3.Connection) -> bytes:
     return body + generate_latest(_database_gauges(conn))
 
 
+def multiprocess_mode() -> bool:
+    """Whether this process's counters live in the shared multiprocess directory (decided by
+    prometheus_client when it was imported, not by the environment now)."""
+    return _values.ValueClass is not _values.MutexValue and bool(
+        os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    )
+
+
 def _database_gauges(conn: sqlite3.Connection) -> CollectorRegistry:
     registry = CollectorRegistry()
-    scalar = lambda sql: int(conn.execute(sql).fetchone()[0])  # noqa: E731
-    Gauge("consent_ledger_quarantine_size", "Webhook bodies in quarantine",
-          registry=registry).set(scalar("SELECT count(*) FROM quarantine"))
-    Gauge("consent_ledger_review_backlog", "Open review items",
-          registry=registry).set(scalar("SELECT count(*) FROM review_items WHERE closed_by IS NULL"))
-    head = scalar("SELECT coalesce(max(position), 0) FROM log")
-    Gauge("consent_ledger_log_size", "Entries in the log", registry=registry).set(head)
-    lag = Gauge("consent_ledger_projection_lag", "Log entries not yet applied by a projection",
-                ["projection"], registry=registry)
-    for name, position in conn.execute("SELECT name, position FROM projection_positions"):
-        lag.labels(name).set(head - int(position))
+    registry.register(_DatabaseGauges(conn))
     return registry
+
+
+class _DatabaseGauges(Collector):
+    """Gauges read from the database at scrape time. Built as metric families, not ``Gauge``
+    objects: in multiprocess mode a ``Gauge`` would be written to the shared directory and
+    reported again, per worker pid, with stale values."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def _scalar(self, sql: str) -> int:
+        return int(self.conn.execute(sql).fetchone()[0])
+
+    def collect(self) -> Iterator[Metric]:
+        """The current quarantine size, review backlog, log size and projection lags."""
+        head = self._scalar("SELECT coalesce(max(position), 0) FROM log")
+        yield GaugeMetricFamily("consent_ledger_quarantine_size", "Webhook bodies in quarantine",
+                                value=self._scalar("SELECT count(*) FROM quarantine"))
+        backlog = self._scalar("SELECT count(*) FROM review_items WHERE closed_by IS NULL")
+        yield GaugeMetricFamily("consent_ledger_review_backlog", "Open review items",
+                                value=backlog)
+        yield GaugeMetricFamily("consent_ledger_log_size", "Entries in the log", value=head)
+        lag = GaugeMetricFamily("consent_ledger_projection_lag",
+                                "Log entries not yet applied by a projection",
+                                labels=["projection"])
+        for name, position in self.conn.execute("SELECT name, position FROM projection_positions"):
+            lag.add_metric([name], head - int(position))
+        yield lag

@@ -26,15 +26,23 @@ PROBLEM_BASE = "https://consent-ledger.dev/problems/"
 
 
 def problem(
-    status: int, detail: str, *, kind: str | None = None, headers: dict[str, str] | None = None,
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> ProblemDetailsException:
     """A problem details exception with a stable ``type`` URI per kind of problem."""
     phrase = HTTPStatus(status).phrase
     slug = kind or phrase.lower().replace(" ", "-")
     return ProblemDetailsException(
-        status_code=status, title=phrase, detail=detail, type_=PROBLEM_BASE + slug,
-        headers=headers, extra=extra,
+        status_code=status,
+        title=phrase,
+        detail=detail,
+        type_=PROBLEM_BASE + slug,
+        headers=headers,
+        extra=extra,
     )
 
 
@@ -66,10 +74,18 @@ def from_http(exc: HTTPException) -> ProblemDetailsException:
     return problem(exc.status_code, exc.detail, headers=exc.headers, extra=extra)
 
 
+def from_unicode(exc: UnicodeDecodeError) -> ProblemDetailsException:
+    """A request body that is not UTF-8 (Litestar's JSON decoding raises this, not a 400)."""
+    return problem(
+        400, f"the request body is not valid UTF-8 (byte {exc.start})", kind="invalid-utf-8"
+    )
+
+
 def plugin() -> ProblemDetailsPlugin:
     """The problem-details plugin with our mappings installed."""
     mapping: dict[type[Exception], Callable[[Any], ProblemDetailsException]] = {
         LedgerError: from_domain,
         HTTPException: from_http,
+        UnicodeDecodeError: from_unicode,
     }
     return ProblemDetailsPlugin(ProblemDetailsConfig(exception_to_problem_detail_map=mapping))

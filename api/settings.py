@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Literal
 
 import msgspec
 
@@ -22,7 +23,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds between automatic checkpoints while the log grows (0 disables)."""
     max_body_bytes: int = 1024 * 1024
     bulk_limit: int = 10_000
-    log_format: str = "auto"
+    log_format: Literal["auto", "json", "console"] = "auto"
     """``json``, ``console`` or ``auto`` (console on a TTY, JSON lines otherwise)."""
 
     def to_env(self) -> dict[str, str]:
@@ -36,16 +37,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """Settings from ``CONSENT_LEDGER_*`` variables (``CONSENT_LEDGER_DB`` is required)."""
+        """Settings from ``CONSENT_LEDGER_*`` variables (``CONSENT_LEDGER_DB`` is required);
+        ``msgspec.ValidationError`` names the first bad or missing value."""
         env = dict(os.environ if env is None else env)
         raw = {
             name: env[ENV_PREFIX + name.upper()]
             for name in cls.__struct_fields__
             if ENV_PREFIX + name.upper() in env
         }
-        return msgspec.convert(raw, cls, strict=False)
+        return msgspec.convert(raw, cls, strict=False, dec_hook=_decode_path)
 
     @property
     def signing_key_path(self) -> Path:
         """Where the checkpoint signing key lives."""
         return self.signing_key or self.db.with_name(self.db.name + ".signing-key")
+
+
+def _decode_path(kind: type, value: Any) -> Any:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError(f"cannot read {kind!r} from the environment")

@@ -17,6 +17,7 @@ import os
 import msgspec
 
 from ledger.events import Event
+from ledger.merkle import leaf_hash as leaf_hash  # the leaf hash of stored entry bytes
 
 ENTRY_VERSION = 1
 SALT_BYTES = 16
@@ -51,6 +52,8 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     remote_addr: str | None = None
     request_id: str | None = None
     content_type: str | None = None
+    key_id: str | None = None
+    """Id of the API key that delivered the request (never the secret)."""
 
 
 def encode_entry(entry: Entry) -> bytes:
@@ -61,11 +64,6 @@ def encode_entry(entry: Entry) -> bytes:
 def decode_entry(data: bytes) -> Entry:
     """Decode stored bytes; raises ``msgspec.ValidationError``/``DecodeError`` if malformed."""
     return msgspec.json.decode(data, type=Entry)
-
-
-def leaf_hash(data: bytes) -> bytes:
-    """RFC 9162 leaf hash of stored entry bytes: SHA-256(0x00 || data)."""
-    return hashlib.sha256(b"\x00" + data).digest()
 
 
 def encode_evidence(evidence: Evidence) -> bytes:

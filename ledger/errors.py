@@ -49,3 +49,7 @@ class StoreUnavailable(LedgerError):
 
 class MigrationError(LedgerError):
     """The database schema cannot be brought up to date (e.g. an applied file was changed)."""
+
+
+class TamperDetected(LedgerError):
+    """Stored data contradicts its own hashes or signatures (the database was edited)."""

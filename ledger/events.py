@@ -26,7 +26,7 @@ class _Event(msgspec.Struct, frozen=True, tag_field="type", omit_defaults=True, 
     """Common base: every event is frozen, tagged by ``type`` and omits default fields."""
 
 
-class ConsentRevoked(_Event, tag="consent.revoked"):
+class ConsentRevoked(_Event, frozen=True, tag="consent.revoked"):
     """The person withdrew consent (opt-out) for one subaccount or, with scope tenant, for all."""
 
     scope: Scope
@@ -48,7 +48,7 @@ class ConsentRevoked(_Event, tag="consent.revoked"):
     """Position of the review item this opt-out resolves, if any."""
 
 
-class ConsentGranted(_Event, tag="consent.granted"):
+class ConsentGranted(_Event, frozen=True, tag="consent.granted"):
     """The person gave (or restored) consent for one subaccount."""
 
     scope: Scope
@@ -62,7 +62,7 @@ class ConsentGranted(_Event, tag="consent.granted"):
     notice_version: str | None = None
 
 
-class HelpRequested(_Event, tag="help.requested"):
+class HelpRequested(_Event, frozen=True, tag="help.requested"):
     """The person asked for help (HELP, AIDE, …); consent is unchanged."""
 
     keyword: str | None
@@ -73,7 +73,7 @@ class HelpRequested(_Event, tag="help.requested"):
     actor: str
 
 
-class ReviewFlagged(_Event, tag="review.flagged"):
+class ReviewFlagged(_Event, frozen=True, tag="review.flagged"):
     """A message that may be a revocation but is not clearly one; a person must look at it."""
 
     keyword: str | None
@@ -85,7 +85,7 @@ class ReviewFlagged(_Event, tag="review.flagged"):
     reason: str
 
 
-class ReviewResolved(_Event, tag="review.resolved"):
+class ReviewResolved(_Event, frozen=True, tag="review.resolved"):
     """A reviewer closed the review item at ``position`` (the action's own entries follow it)."""
 
     position: int
@@ -95,7 +95,7 @@ class ReviewResolved(_Event, tag="review.resolved"):
     subaccount: str | None = None
 
 
-class EntryRetracted(_Event, tag="entry.retracted"):
+class EntryRetracted(_Event, frozen=True, tag="entry.retracted"):
     """As known from this entry on, the entry at ``position`` has no effect at any valid time."""
 
     position: int
@@ -103,7 +103,7 @@ class EntryRetracted(_Event, tag="entry.retracted"):
     actor: str
 
 
-class SubaccountConfigured(_Event, tag="subaccount.configured"):
+class SubaccountConfigured(_Event, frozen=True, tag="subaccount.configured"):
     """A subaccount's settings as of this entry (a full snapshot, not a delta)."""
 
     default_region: str | None
@@ -115,7 +115,7 @@ class SubaccountConfigured(_Event, tag="subaccount.configured"):
     method: Method
 
 
-class TenantConfigured(_Event, tag="tenant.configured"):
+class TenantConfigured(_Event, frozen=True, tag="tenant.configured"):
     """The tenant's settings as of this entry (a full snapshot)."""
 
     revoke_all: bool

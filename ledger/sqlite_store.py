@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from ledger import tree
 from ledger.entries import (
     Entry,
     encode_entry,
@@ -70,10 +72,27 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     else:
-        conn.execute("PRAGMA journal_mode = WAL")
+        _use_wal(conn)
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting (like busy_timeout) while another process holds the file.
+
+    Changing the journal mode can fail with "database is locked" at once, without calling the
+    busy handler, when another process opens a fresh database at the same moment.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 @dataclass
@@ -103,12 +122,32 @@ class SqliteLogStore:
         self.path = Path(path)
         self.projectors = list(projectors)
         self._clock = clock
-        self._wconn = connect(self.path)
-        migrate(self._wconn)
         self._local = threading.local()
         self._pending: list[_Ticket] = []
         self._pending_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._wconn = connect(self.path)
+        try:
+            migrate(self._wconn)
+            self._catch_up_tree()
+        except BaseException:
+            self._wconn.close()
+            raise
+
+    def _catch_up_tree(self) -> None:
+        """Hash into the tree any entries appended before the tree existed (one-off upgrade)."""
+        with self.write_transaction() as conn:
+            size = tree.tree_size(conn)
+            while True:
+                rows = conn.execute(
+                    "SELECT position, entry, leaf_hash FROM log WHERE position > ? "
+                    "ORDER BY position LIMIT 10000",
+                    (size,),
+                ).fetchall()
+                if not rows:
+                    return
+                tree.add_leaves(conn, [StoredEntry(p, d, h) for p, d, h in rows])
+                size = rows[-1][0]
 
     # -- reads -----------------------------------------------------------------------------
     def reader(self) -> sqlite3.Connection:
@@ -286,6 +325,7 @@ class SqliteLogStore:
             results.append(Appended(item.stored, duplicate=False))
         fresh = cursor.items[start:]
         if fresh:
+            tree.add_leaves(conn, [item.stored for item in fresh])
             for projector in self.projectors:
                 projector.apply(conn, fresh)
         return results

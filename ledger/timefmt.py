@@ -12,9 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from ledger.errors import InvalidTime
 
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
-)
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
 
 def parse_time(text: str) -> datetime:

@@ -63,7 +63,7 @@ class ConsentProjector:
         set_position(conn, self.name, 0)
 
 
-def _insert(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+def _insert(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
     conn.executemany(
         "INSERT INTO consent_facts (position, tenant, scope, msisdn, state, occurred_at, "
         "event_id, type, keyword) VALUES (?,?,?,?,?,?,?,?,?)",

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
-from ledger.msisdn import to_e164
 
 from ledger.entries import Entry, Evidence
 from ledger.errors import InvalidInput, UnknownSubaccount
@@ -29,6 +28,7 @@ from ledger.events import (
     ReviewFlagged,
 )
 from ledger.keywords import Classification, Policy
+from ledger.msisdn import to_e164
 from ledger.store import Draft
 from ledger.timefmt import FUTURE_TOLERANCE, format_time, parse_time
 from projections.config import SubaccountSettings
@@ -44,6 +44,9 @@ OUTCOME_OF_TYPE: dict[str, Outcome] = {
     "help.requested": "help",
     "review.flagged": "review",
 }
+
+UNRESOLVED_MAX = 64
+"""How much of an unresolvable subaccount value the log keeps (it may be message text)."""
 
 SUBJECT = "data-subject"
 """The actor of an entry the person themself performed (a reply, a form)."""
@@ -90,7 +93,7 @@ def record(ledger: ConsentLedger, req: IntakeRequest) -> IntakeResult:
     received = ledger.clock()
     settings = ledger.settings(req.tenant, req.subaccount) if req.subaccount else None
     msisdn = _msisdn(req, settings)
-    policy = settings.policy if settings else Policy()
+    policy = _policy(req, settings)
     text = req.text if req.text is not None else req.keyword
     found = policy.classify(text) if text is not None else None
     action = _action(req, found)
@@ -145,15 +148,32 @@ def record(ledger: ConsentLedger, req: IntakeRequest) -> IntakeResult:
     )
 
 
+def _policy(req: IntakeRequest, settings: SubaccountSettings | None) -> Policy:
+    """The subaccount's policy; a subaccount registered by this request starts at version 1."""
+    if settings is not None:
+        return settings.policy
+    if req.register_subaccount and req.subaccount and is_subaccount_id(req.subaccount):
+        return Policy(id=req.subaccount)
+    return Policy()
+
+
 def _msisdn(req: IntakeRequest, settings: SubaccountSettings | None) -> str:
     return to_e164(req.msisdn, settings.default_region if settings else None)
 
 
 def _action(req: IntakeRequest, found: Classification | None) -> str:
-    if req.verb == "opt_in" and found is not None and found.action in ("opt_out", "review"):
+    if (
+        req.verb in ("opt_in", "help")
+        and found is not None
+        and found.action
+        in (
+            "opt_out",
+            "review",
+        )
+    ):
         raise InvalidInput(
-            f"refusing an opt-in whose text reads as an opt-out ({found.action}, "
-            f"keyword {found.keyword!r}); never re-subscribe on doubt"
+            f"refusing {req.verb.replace('_', '-')} whose text reads as an opt-out "
+            f"({found.action}, keyword {found.keyword!r}); record it as an opt-out instead"
         )
     if req.verb is not None:
         return req.verb
@@ -197,7 +217,7 @@ def _unknown_subaccount(
             f"subaccount {name!r} is not known; register it first "
             f"(PUT /v1/subaccounts/{{id}}) — a {action.replace('_', '-')} is never guessed"
         )
-    given = name if name is not None else ""
+    given = (name or "")[:UNRESOLVED_MAX]  # the log keeps a short, bounded copy
     hint = ""
     if given and Policy().classify(given).action != "none":
         hint = (

@@ -12,14 +12,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from ledger.msisdn import to_e164, valid_region
-
 from ledger.errors import InvalidInput, NotFound
 from ledger.events import EntryRetracted, Method, SubaccountConfigured, TenantConfigured, Unknown
 from ledger.keywords import KeywordChanges, Mode, Policy, validate_changes
+from ledger.msisdn import to_e164, valid_region
 from ledger.sqlite_store import SqliteLogStore
 from ledger.store import Appended, Draft, StoredEntry
-from ledger.timefmt import format_time, utc_now
+from ledger.timefmt import format_time, normalize_time, utc_now
 from projections import config, decisions, review
 from projections.config import ConfigProjector, SubaccountSettings
 from projections.consent import ConsentProjector
@@ -188,7 +187,7 @@ class ConsentLedger:
         """A known-at time or position as a log position (``None`` = now)."""
         if known_at is None or isinstance(known_at, int):
             return known_at
-        return decisions.position_known_at(self.store.reader(), known_at)
+        return decisions.position_known_at(self.store.reader(), normalize_time(known_at))
 
     def decide(
         self,
@@ -203,7 +202,8 @@ class ConsentLedger:
         with self.store.snapshot() as conn:
             head = _head(conn)
             position = head if known_at is None else min(known_at, head)
-            return decisions.decide(conn, tenant, subaccount, msisdn, at or self.now(), position)
+            when = normalize_time(at) if at else self.now()
+            return decisions.decide(conn, tenant, subaccount, msisdn, when, position)
 
     def decide_many(
         self, tenant: str, subaccount: str, msisdns: Sequence[str], *, at: str | None = None
@@ -211,7 +211,8 @@ class ConsentLedger:
         """Decisions for many E.164 numbers in one query, and the log position they reflect."""
         with self.store.snapshot() as conn:
             head = _head(conn)
-            found = decisions.decide_many(conn, tenant, subaccount, msisdns, at or self.now(), head)
+            when = normalize_time(at) if at else self.now()
+            found = decisions.decide_many(conn, tenant, subaccount, msisdns, when, head)
             return found, head
 
     def timeline(

@@ -12,7 +12,13 @@ from collections.abc import Sequence
 import msgspec
 
 from ledger.errors import NotFound
-from ledger.events import ConsentRevoked, EntryRetracted, ReviewFlagged, ReviewResolved
+from ledger.events import (
+    ConsentRevoked,
+    EntryRetracted,
+    Event,
+    ReviewFlagged,
+    ReviewResolved,
+)
 from ledger.sqlite_store import Committed
 from projections.positions import set_position
 
@@ -40,17 +46,9 @@ class ReviewProjector:
         """Open items for flags and unresolved opt-outs; close them on resolution/retraction."""
         for item in items:
             entry, event = item.entry, item.entry.event
-            kind = None
-            if isinstance(event, ReviewFlagged):
-                kind = "flagged"
-            elif isinstance(event, ConsentRevoked) and event.unresolved_subaccount is not None:
-                kind = "unresolved"
-            if kind is not None:
-                subaccount = (
-                    event.unresolved_subaccount
-                    if isinstance(event, ConsentRevoked)
-                    else entry.subaccount
-                )
+            opened = _opens(event, entry.subaccount)
+            if opened is not None:
+                kind, subaccount, keyword = opened
                 conn.execute(
                     "INSERT INTO review_items (position, tenant, kind, subaccount, msisdn, "
                     "keyword, occurred_at, recorded_at) VALUES (?,?,?,?,?,?,?,?)",
@@ -60,7 +58,7 @@ class ReviewProjector:
                         kind,
                         subaccount,
                         entry.msisdn,
-                        event.keyword,
+                        keyword,
                         entry.occurred_at,
                         entry.recorded_at,
                     ),
@@ -79,6 +77,15 @@ class ReviewProjector:
         """Drop every item."""
         conn.execute("DELETE FROM review_items")
         set_position(conn, self.name, 0)
+
+
+def _opens(event: Event, subaccount: str | None) -> tuple[str, str | None, str | None] | None:
+    """(kind, subaccount, keyword) of the review item ``event`` opens, if it opens one."""
+    if isinstance(event, ReviewFlagged):
+        return "flagged", subaccount, event.keyword
+    if isinstance(event, ConsentRevoked) and event.unresolved_subaccount is not None:
+        return "unresolved", event.unresolved_subaccount, event.keyword
+    return None
 
 
 def _close(conn: sqlite3.Connection, tenant: str, target: int, by: int, how: str) -> None:

@@ -1,0 +1,167 @@
+"""Running the service: ``consent-ledger serve`` on uvicorn, several workers on one SQLite file.
+
+Guarantees:
+
+- the database is created and migrated before any worker starts;
+- on a database without any API key, an admin key for tenant ``default`` (every scope) is created
+  atomically and shown once, framed, on stderr — never through the log stream;
+- workers receive their settings only through ``CONSENT_LEDGER_*`` environment variables
+  (``Settings.to_env``), read back by the app factory ``api.asgi:create``;
+- Prometheus counters are shared by every worker through ``PROMETHEUS_MULTIPROC_DIR``: the one
+  already set, else a fresh private directory that is removed when the server stops;
+- SIGTERM and SIGINT stop the server gracefully (in-flight requests finish) and ``serve`` returns 0;
+- no reload, no access log (the app logs one line per request itself).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from api import logs
+from api.keys import SCOPES, create_key, has_keys
+from api.settings import Settings
+from ledger.migrate import migrate
+from ledger.sqlite_store import connect
+
+BOOTSTRAP_TENANT = "default"
+"""The tenant whose admin key ``serve`` creates on an empty database."""
+APP_FACTORY = "api.asgi:create"
+GRACEFUL_SHUTDOWN_SECONDS = 20
+"""How long a stopping worker waits for in-flight requests before closing them."""
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def bootstrap(db: Path) -> str | None:
+    """Create and migrate ``db``; on a database without any API key, create tenant ``default``'s
+    admin key and return it (``None`` otherwise). Two processes racing get at most one key."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(db)
+    try:
+        migrate(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            key = None
+            if not has_keys(conn):
+                key = create_key(
+                    conn,
+                    tenant=BOOTSTRAP_TENANT,
+                    scopes=list(SCOPES),
+                    label="bootstrap admin (created by serve)",
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+    return key
+
+
+def announce_key(key: str, stream: TextIO | None = None) -> None:
+    """Show the bootstrap admin key once, framed, on ``stream`` (stderr by default)."""
+    out = stream or sys.stderr
+    rule = "=" * 76
+    out.write(
+        f"\n{rule}\n"
+        f"  consent-ledger: new database, so an admin key was created for tenant "
+        f"'{BOOTSTRAP_TENANT}'\n"
+        f"  (scopes {','.join(SCOPES)}). It is shown ONCE and cannot be recovered:\n\n"
+        f"      {key}\n\n"
+        "  Send it as 'Authorization: Bearer <key>', or as the Basic-auth password in an 8x8\n"
+        "  webhook configuration. Manage keys with 'consent-ledger keys create|list|revoke'.\n"
+        f"{rule}\n\n"
+    )
+    out.flush()
+
+
+@contextmanager
+def shared_metrics_dir() -> Iterator[Path]:
+    """The directory where workers share Prometheus counters: ``PROMETHEUS_MULTIPROC_DIR`` if set
+    (kept), else a fresh private one (mode 0700) that is removed, with the variable, on exit."""
+    existing = os.environ.get(MULTIPROC_ENV)
+    if existing:
+        Path(existing).mkdir(parents=True, exist_ok=True)
+        yield Path(existing)
+        return
+    path = Path(tempfile.mkdtemp(prefix="consent-ledger-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` (inherited by worker processes); restore on exit."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like SIGINT (``KeyboardInterrupt``) outside uvicorn's own signal handling.
+
+    uvicorn re-raises the signal that stopped a single-process server once it has shut down;
+    with this handler that ends ``uvicorn.run`` normally instead of killing the process before
+    the clean-up runs.
+    """
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
+    """Prepare the database, then serve until SIGTERM/SIGINT; returns the exit code (0)."""
+    import uvicorn  # heavy; only the serve command needs it
+
+    settings = Settings.from_env(settings.to_env())  # what the workers will see, exactly
+    with sigterm_as_interrupt():
+        key = bootstrap(settings.db)
+        if key is not None:
+            announce_key(key)
+        with shared_metrics_dir(), environment(settings.to_env()):
+            uvicorn.run(
+                APP_FACTORY,
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                reload=False,
+                access_log=False,
+                log_config=logs.server_log_config(settings.log_format),
+                lifespan="on",
+                server_header=False,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            )
+        _stop_resource_tracker()
+    return 0
+
+
+def _stop_resource_tracker() -> None:
+    """Stop and reap multiprocessing's helper process (started when workers are spawned), so
+    nothing of ours outlives ``serve`` — even where process 1 does not reap orphans."""
+    from multiprocessing import resource_tracker
+
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)  # private; 3.11+
+    if stop is not None:
+        stop()

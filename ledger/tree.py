@@ -1,0 +1,76 @@
+"""The log's Merkle tree in SQLite: completed perfect-subtree hashes, kept as entries append.
+
+Guarantees: after an append commits, ``tree_nodes`` holds every perfect subtree the log
+completes (same transaction as the entries); the root of any size, an inclusion proof and a
+consistency proof then cost O(log n) node reads and hashes (``ledger.merkle``), never a pass over
+the log. Leaf p−1 is the entry at position p.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from ledger import merkle
+from ledger.errors import InvalidInput
+from ledger.store import StoredEntry
+
+
+def node_getter(conn: sqlite3.Connection) -> merkle.NodeGetter:
+    """Reads stored node hashes on ``conn``; a missing node is a corrupt tree (``LookupError``)."""
+
+    def get(level: int, index: int) -> bytes:
+        row = conn.execute(
+            "SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", (level, index)
+        ).fetchone()
+        if row is None:
+            raise LookupError(f"tree node ({level}, {index}) is missing")
+        return bytes(row[0])
+
+    return get
+
+
+def add_leaves(conn: sqlite3.Connection, stored: Sequence[StoredEntry]) -> None:
+    """Write the nodes completed by appending ``stored`` (consecutive, after the current tree)."""
+    get = node_getter(conn)
+    for entry in stored:
+        nodes = merkle.completed_nodes(entry.position - 1, entry.leaf_hash, get)
+        conn.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+
+
+def tree_size(conn: sqlite3.Connection) -> int:
+    """The number of leaves in the stored tree (equals the log head when consistent)."""
+    row = conn.execute(
+        "SELECT coalesce(max(idx) + 1, 0) FROM tree_nodes WHERE level = 0"
+    ).fetchone()
+    return int(row[0])
+
+
+def _check_size(conn: sqlite3.Connection, size: int) -> None:
+    have = tree_size(conn)
+    if not 0 <= size <= have:
+        raise InvalidInput(f"tree size {size} is out of range (the log has {have} entries)")
+
+
+def root(conn: sqlite3.Connection, size: int) -> bytes:
+    """The RFC 9162 root of the first ``size`` entries."""
+    _check_size(conn, size)
+    return merkle.root_from_nodes(size, node_getter(conn))
+
+
+def inclusion_proof(conn: sqlite3.Connection, position: int, size: int) -> list[bytes]:
+    """The inclusion proof of the entry at ``position`` in the tree of ``size`` entries."""
+    _check_size(conn, size)
+    if not 1 <= position <= size:
+        raise InvalidInput(
+            f"position {position} is not in a tree of size {size} (need 1 ≤ position ≤ size)"
+        )
+    return merkle.inclusion_proof_from_nodes(position - 1, size, node_getter(conn))
+
+
+def consistency_proof(conn: sqlite3.Connection, first: int, second: int) -> list[bytes]:
+    """The consistency proof between the trees of ``first`` and ``second`` entries."""
+    _check_size(conn, second)
+    if not 1 <= first <= second:
+        raise InvalidInput(f"need 1 ≤ first ≤ second; got first={first}, second={second}")
+    return merkle.consistency_proof_from_nodes(first, second, node_getter(conn))

@@ -1,0 +1,177 @@
+"""Resolving review items: a person decides what a flagged message or unresolved opt-out meant.
+
+Guarantees: a resolution is appended as one atomic unit — for ``opt_out`` and ``assign`` a
+``consent.revoked`` on the named (known) subaccount, valid from the original message's occurred
+time and naming the item in ``resolves``, then the ``review.resolved`` that closes the item; for
+``dismiss`` the ``review.resolved`` alone. An item is resolved at most once: a closed item is
+refused (``AlreadyResolved``) and nothing is written. A resolution never lifts suppression: the
+tenant-wide opt-out behind an unresolved item stays in force until it is retracted explicitly.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ledger.errors import Conflict, InvalidInput, NotFound, UnknownSubaccount
+from ledger.events import ConsentRevoked, Event, ReviewAction, ReviewResolved
+from ledger.store import Appended, Draft
+from projections.ids import new_key, valid_subaccount
+from projections.ledger import ConsentLedger
+from projections.review import ReviewItem
+
+MAX_NOTE = 2000
+
+
+class AlreadyResolved(Conflict):
+    """The review item was already closed (by a resolution or a retraction)."""
+
+
+class Resolution(msgspec.Struct, frozen=True, kw_only=True):
+    """What a resolution appended, and what the reviewer should know about it."""
+
+    item: ReviewItem
+    action: ReviewAction
+    subaccount: str | None
+    opt_out: Appended | None
+    resolved: Appended
+    notes: tuple[str, ...]
+
+
+def resolve(
+    ledger: ConsentLedger,
+    tenant: str,
+    position: int,
+    *,
+    action: ReviewAction,
+    note: str,
+    actor: str,
+    subaccount: str | None = None,
+) -> Resolution:
+    """Resolve the open review item at ``position`` of ``tenant`` (see the module guarantees).
+
+    Raises ``NotFound`` (no such item for this tenant), ``AlreadyResolved``, or
+    ``InvalidInput`` (blank note, a subaccount that is missing, unknown or not allowed for the
+    action) before writing anything.
+    """
+    item = _open_item(ledger, tenant, position)
+    note = _note(note)
+    original = ledger.store.read_positions([position])[0].entry
+    target = _target(ledger, tenant, item, action, subaccount, original.subaccount)
+    drafts: list[Draft] = []
+    if target is not None:
+        drafts.append(_opt_out(ledger, tenant, item, original.event, target, actor))
+    drafts.append(
+        Draft(
+            tenant=tenant,
+            key=new_key("review-resolution"),
+            subaccount=target or original.subaccount,
+            msisdn=item.msisdn,
+            occurred_at=None,
+            event=ReviewResolved(
+                position=position, action=action, note=note, actor=actor, subaccount=target
+            ),
+        )
+    )
+    try:
+        appended = ledger.append(drafts)
+    except NotFound:  # closed by a concurrent resolution between our read and our write
+        _open_item(ledger, tenant, position)
+        raise
+    return Resolution(
+        item=item,
+        action=action,
+        subaccount=target,
+        opt_out=appended[0] if target is not None else None,
+        resolved=appended[-1],
+        notes=_notes(item, action, target),
+    )
+
+
+def _open_item(ledger: ConsentLedger, tenant: str, position: int) -> ReviewItem:
+    item = ledger.review_item(tenant, position)
+    if item.closed_by is not None:
+        raise AlreadyResolved(
+            f"the review item at position {position} was already closed "
+            f"({item.closed_how}) by position {item.closed_by}"
+        )
+    return item
+
+
+def _note(note: str) -> str:
+    note = note.strip()
+    if not note:
+        raise InvalidInput("a resolution needs a note saying why")
+    if len(note) > MAX_NOTE:
+        raise InvalidInput(f"the note is longer than {MAX_NOTE} characters")
+    return note
+
+
+def _target(
+    ledger: ConsentLedger,
+    tenant: str,
+    item: ReviewItem,
+    action: ReviewAction,
+    subaccount: str | None,
+    received_on: str | None,
+) -> str | None:
+    """The subaccount the resolution opts out of (``None`` for dismiss), validated."""
+    if action == "dismiss":
+        if subaccount is not None:
+            raise InvalidInput("dismiss takes no subaccount (it changes no consent)")
+        return None
+    if action == "assign" and item.kind != "unresolved":
+        raise InvalidInput(
+            "assign names the subaccount of an opt-out whose subaccount was unresolved; "
+            "for a flagged message use opt_out (with a subaccount to choose another one)"
+        )
+    target = subaccount or (received_on if item.kind == "flagged" else None)
+    if target is None:
+        raise InvalidInput(
+            f"the opt-out at position {item.position} has no resolved subaccount; "
+            "name the subaccount it was meant for"
+        )
+    valid_subaccount(target)
+    if ledger.settings(tenant, target) is None:
+        raise UnknownSubaccount(f"subaccount {target!r} is not known; register it first")
+    return target
+
+
+def _opt_out(
+    ledger: ConsentLedger, tenant: str, item: ReviewItem, original: Event, target: str, actor: str
+) -> Draft:
+    revoke_all = ledger.revoke_all(tenant)
+    return Draft(
+        tenant=tenant,
+        key=new_key("review-opt-out"),
+        subaccount=target,
+        msisdn=item.msisdn,
+        occurred_at=item.occurred_at,
+        event=ConsentRevoked(
+            scope="tenant" if revoke_all else "subaccount",
+            keyword=getattr(original, "keyword", None),
+            match=None,
+            policy=getattr(original, "policy", None),
+            channel=getattr(original, "channel", "sms"),
+            method="admin",
+            actor=actor,
+            purpose=getattr(original, "purpose", None),
+            notice_version=getattr(original, "notice_version", None),
+            revoke_all=revoke_all,
+            resolves=item.position,
+        ),
+    )
+
+
+def _notes(item: ReviewItem, action: ReviewAction, target: str | None) -> tuple[str, ...]:
+    if item.kind == "flagged":
+        if target is None:
+            return ("dismissed: consent is unchanged",)
+        return (f"opted out of subaccount {target!r} from {item.occurred_at}",)
+    wide = (
+        f"the tenant-wide opt-out at position {item.position} stays in force for every "
+        "subaccount (when in doubt, suppress); to narrow it, retract it: POST /v1/retractions "
+        f'{{"position": {item.position}, "reason": "..."}}'
+    )
+    if target is None:
+        return ("dismissed: " + wide,)
+    return (f"opted out of subaccount {target!r} from {item.occurred_at}", wide)

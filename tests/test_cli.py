@@ -1,0 +1,343 @@
+"""The ``consent-ledger`` command line, as an operator uses it (issue 2, "CLI")."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.cli import main
+from projections.ledger import ConsentLedger
+
+NUMBER = "+6581968289"
+CLASSIFICATION_KEYS = {"action", "scope", "keyword", "match", "policy"}
+
+
+class Run:
+    """Runs ``main`` in-process and captures what it printed."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], db: Path) -> None:
+        self.capsys = capsys
+        self.db = db
+
+    def __call__(self, *args: str, db: bool = True) -> tuple[int, str, str]:
+        argv = [*args, "--db", str(self.db)] if db else list(args)
+        code = main(argv)
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def json(self, *args: str) -> Any:
+        code, out, err = self(*args)
+        assert code == 0, err
+        assert err == ""
+        lines = out.splitlines()
+        assert len(lines) == 1, out
+        return json.loads(lines[0])
+
+    def head(self) -> int:
+        led = ConsentLedger(self.db)
+        try:
+            return led.head()
+        finally:
+            led.close()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "ledger.db"
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], db: Path) -> Run:
+    return Run(capsys, db)
+
+
+@pytest.fixture
+def known(db: Path, run: Run) -> Run:
+    """A database where ACME_MKT and ACME_CARE are registered (positions 1 and 2)."""
+    run.json("init")
+    led = ConsentLedger(db)
+    try:
+        led.configure_subaccount("default", "ACME_MKT", actor="admin:test", default_region="SG")
+        led.configure_subaccount("default", "ACME_CARE", actor="admin:test")
+    finally:
+        led.close()
+    return run
+
+
+def test_init_creates_the_database_and_is_repeatable(run: Run, db: Path) -> None:
+    assert not db.exists()
+    assert run.json("init") == {"database": str(db), "log_position": 0}
+    assert db.exists()
+    assert run.json("init") == {"database": str(db), "log_position": 0}
+
+
+def test_db_defaults_to_the_environment_variable(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "from-env.db"
+    monkeypatch.setenv("CONSENT_LEDGER_DB", str(path))
+    assert main(["init"]) == 0
+    assert json.loads(capsys.readouterr().out)["database"] == str(path)
+    assert path.exists()
+
+
+def test_record_appends_and_normalises_the_number(known: Run) -> None:
+    out = known.json(
+        "record",
+        "--subaccount",
+        "ACME_MKT",
+        "--msisdn",
+        "8196 8289",  # national digits in the subaccount's region (SG)
+        "--action",
+        "opt_out",
+        "--text",
+        "STOP",
+        "--occurred-at",
+        "2026-01-01T00:00:00Z",
+    )
+    assert out == {
+        "outcome": "opted_out",
+        "position": 3,
+        "duplicate": False,
+        "msisdn": NUMBER,
+        "subaccount": "ACME_MKT",
+        "notes": [],
+    }
+    assert known.head() == 3
+
+
+def test_record_is_idempotent_on_its_key(known: Run) -> None:
+    args = ("record", "--subaccount", "ACME_MKT", "--msisdn", NUMBER, "--action", "opt_out")
+    first = known.json(*args, "--idempotency-key", "import-row-17")
+    again = known.json(*args, "--idempotency-key", "import-row-17")
+    assert (first["position"], first["duplicate"]) == (3, False)
+    assert (again["position"], again["duplicate"]) == (3, True)
+    assert known.head() == 3
+
+
+def test_record_help_and_unknown_subaccount_opt_out(known: Run) -> None:
+    helped = known.json(
+        "record", "--subaccount", "ACME_MKT", "--msisdn", NUMBER, "--action", "help"
+    )
+    assert helped["outcome"] == "help"
+    unresolved = known.json(
+        "record", "--subaccount", "NOT_REGISTERED", "--msisdn", NUMBER, "--action", "opt_out"
+    )
+    assert unresolved["outcome"] == "opted_out"
+    assert unresolved["subaccount"] is None
+    assert unresolved["notes"]
+    check = known.json("check", NUMBER, "--subaccount", "ACME_CARE")
+    assert check["state"] == "opted_out"  # applied tenant-wide
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("STOP", ("opt_out", "subaccount", "STOP", "exact")),
+        ("stop all", ("opt_out", "tenant", "STOP ALL", "exact")),
+        ("please stop texting me", ("opt_out", "subaccount", "STOP", "phrase")),
+        ("start", ("opt_in", "subaccount", "START", "exact")),
+        ("AIDE", ("help", None, "AIDE", "exact")),
+        ("can you stop the delivery at 5?", ("review", None, "STOP", "contains")),
+        ("STOPWATCH", ("none", None, None, None)),
+        ("", ("none", None, None, None)),
+    ],
+)
+def test_classify_prints_one_object_with_the_five_keys(
+    run: Run, text: str, expected: tuple[Any, ...]
+) -> None:
+    out = run.json("classify", text)
+    assert set(out) == CLASSIFICATION_KEYS
+    assert (out["action"], out["scope"], out["keyword"], out["match"]) == expected
+    assert out["policy"] == "default@1"
+
+
+def test_classify_with_a_subaccount_names_its_policy(known: Run) -> None:
+    out = known.json("classify", "STOP", "--subaccount", "ACME_MKT")
+    assert set(out) == CLASSIFICATION_KEYS
+    assert out["policy"] == "ACME_MKT@1"
+
+
+def test_classify_needs_no_database(run: Run, db: Path) -> None:
+    code, out, _ = run("classify", "STOP", db=False)
+    assert code == 0
+    assert json.loads(out)["action"] == "opt_out"
+    assert not db.exists()
+
+
+def _scenario(run: Run) -> None:
+    """STOP (01-01), START (02-01) on ACME_MKT; positions 3 and 4."""
+    for action, occurred in (("opt_out", "2026-01-01T00:00:00Z"), ("opt_in", "2026-02-01")):
+        run.json(
+            "record",
+            "--subaccount",
+            "ACME_MKT",
+            "--msisdn",
+            NUMBER,
+            "--action",
+            action,
+            "--occurred-at",
+            occurred,
+            "--method",
+            "import",
+        )
+
+
+def test_check_exits_zero_whatever_the_answer(known: Run) -> None:
+    _scenario(known)
+    now = known.json("check", NUMBER, "--subaccount", "ACME_MKT")
+    assert (now["allowed"], now["state"]) == (True, "opted_in")
+    assert now["decided_by"]["position"] == 4
+    assert now["log_position"] == 4
+    denied = known.json(
+        "check", NUMBER, "--subaccount", "ACME_MKT", "--at", "2026-01-15T00:00:00+08:00"
+    )
+    assert (denied["allowed"], denied["state"]) == (False, "opted_out")
+    assert denied["at"] == "2026-01-14T16:00:00.000Z"
+    assert denied["decided_by"]["position"] == 3
+    assert {"allowed", "state", "reason", "decided_by", "msisdn", "subaccount"} <= set(denied)
+    unknown = known.json("check", "+6591234567", "--subaccount", "ACME_MKT")
+    assert (unknown["allowed"], unknown["state"], unknown["decided_by"]) == (
+        True,
+        "unknown",
+        None,
+    )
+
+
+def test_check_known_at_a_position_and_a_time(known: Run) -> None:
+    _scenario(known)
+    at_position = known.json("check", NUMBER, "--subaccount", "ACME_MKT", "--known-at", "3")
+    assert (at_position["state"], at_position["allowed"]) == ("opted_out", False)
+    assert at_position["known_at"] == 3
+    assert at_position["log_position"] == 3
+    before_any = known.json("check", NUMBER, "--subaccount", "ACME_MKT", "--known-at", "2")
+    assert before_any["state"] == "unknown"
+
+    code, out, _ = known("history", NUMBER)
+    assert code == 0
+    recorded_3 = json.loads(out.splitlines()[0])["recorded_at"]
+    at_time = known.json("check", NUMBER, "--subaccount", "ACME_MKT", "--known-at", recorded_3)
+    assert at_time["log_position"] == 3
+    assert at_time["state"] == "opted_out"
+    assert at_time["known_at"] == recorded_3
+
+
+def test_history_prints_every_entry_as_json_lines(known: Run) -> None:
+    _scenario(known)
+    known.json(
+        "record", "--subaccount", "ACME_MKT", "--msisdn", "+6591234567", "--action", "opt_out"
+    )
+    code, out, err = known("history", "+65 8196 8289")
+    assert (code, err) == (0, "")
+    entries = [json.loads(line) for line in out.splitlines()]
+    assert [e["position"] for e in entries] == [3, 4]
+    assert [e["type"] for e in entries] == ["consent.revoked", "consent.granted"]
+    assert {e["msisdn"] for e in entries} == {NUMBER}
+    assert entries[0]["event"]["method"] == "import"
+    code, out, _ = known("history", "+6591234568")
+    assert (code, out) == (0, "")
+
+
+def test_rebuild_replays_the_log(known: Run) -> None:
+    _scenario(known)
+    before = known.json("check", NUMBER, "--subaccount", "ACME_MKT", "--at", "2026-01-15")
+    assert known.json("rebuild") == {"replayed": 4, "log_position": 4}
+    after = known.json("check", NUMBER, "--subaccount", "ACME_MKT", "--at", "2026-01-15")
+    assert after == before
+
+
+ERRORS = {
+    "invalid number": (
+        "record",
+        "--subaccount",
+        "ACME_MKT",
+        "--msisdn",
+        "12345",
+        "--action",
+        "opt_out",
+    ),
+    "letters in number": ("check", "1-800-FLOWERS", "--subaccount", "ACME_MKT"),
+    "naive time": (
+        "record",
+        "--subaccount",
+        "ACME_MKT",
+        "--msisdn",
+        NUMBER,
+        "--action",
+        "opt_out",
+        "--occurred-at",
+        "2026-01-01T10:00:00",
+    ),
+    "naive at": ("check", NUMBER, "--subaccount", "ACME_MKT", "--at", "2026-01-01 10:00"),
+    "unknown subaccount opt_in": (
+        "record",
+        "--subaccount",
+        "NOT_REGISTERED",
+        "--msisdn",
+        NUMBER,
+        "--action",
+        "opt_in",
+    ),
+    "opt_in reading as opt_out": (
+        "record",
+        "--subaccount",
+        "ACME_MKT",
+        "--msisdn",
+        NUMBER,
+        "--action",
+        "opt_in",
+        "--text",
+        "STOP",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_errors_print_one_line_exit_non_zero_and_change_nothing(known: Run, case: str) -> None:
+    _scenario(known)
+    head = known.head()
+    code, out, err = known(*ERRORS[case])
+    assert code != 0
+    assert out == ""
+    assert len(err.splitlines()) == 1, err
+    assert err.endswith("\n")
+    assert "Traceback" not in err
+    assert known.head() == head
+
+
+def test_console_script(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "consent-ledger"
+    assert script.exists(), script
+    db = str(tmp_path / "ledger.db")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(script), *args, "--db", db], capture_output=True, text=True, timeout=60
+        )
+
+    assert cli("init").returncode == 0
+    recorded = cli(
+        "record",
+        "--subaccount",
+        "ACME_MKT",
+        "--msisdn",
+        NUMBER,
+        "--action",
+        "opt_out",
+        "--text",
+        "STOPALL",
+    )
+    assert recorded.returncode == 0, recorded.stderr
+    assert json.loads(recorded.stdout)["outcome"] == "opted_out"
+    checked = cli("check", NUMBER, "--subaccount", "ACME_CARE")
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["allowed"] is False
+    failed = cli("check", "not-a-number", "--subaccount", "ACME_CARE")
+    assert failed.returncode != 0
+    assert failed.stdout == ""
+    assert len(failed.stderr.splitlines()) == 1, failed.stderr
