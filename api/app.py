@@ -20,12 +20,13 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from api import logs, problems
 from api.auth import PUBLIC_PATHS, KeyAuthMiddleware, scope_guard
-from api.routes import admin, audit, consent, intake, ops
+from api.checkpointer import checkpoints
+from api.routes import admin, audit, consent, evidence, intake, log, ops
 from api.settings import Settings
 from api.state import Services
 from projections.ledger import ConsentLedger
 
-ROUTE_MODULES = [ops, intake, consent, audit, admin]
+ROUTE_MODULES = [ops, intake, consent, audit, admin, log, evidence]
 
 
 def _openapi() -> OpenAPIConfig:
@@ -66,9 +67,10 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         settings.db.parent.mkdir(parents=True, exist_ok=True)
         ledger = ConsentLedger(settings.db)
-        app.state.services = Services(settings=settings, ledger=ledger)
+        app.state.services = services = Services(settings=settings, ledger=ledger)
         try:
-            yield
+            async with checkpoints(services):
+                yield
         finally:
             ledger.close()
 

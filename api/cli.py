@@ -9,6 +9,7 @@ error prints one line on stderr and exits non-zero, having changed nothing.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import re
 import sys
@@ -79,15 +80,30 @@ def _init(args: argparse.Namespace) -> int:
 @command("record")
 def _record(args: argparse.Namespace) -> int:
     ledger = open_ledger(args)
-    result = record(ledger, IntakeRequest(
-        tenant=args.tenant, subaccount=args.subaccount, msisdn=args.msisdn, verb=args.action,
-        text=args.text, occurred_at=args.occurred_at, method=args.method,
-        actor=args.actor or f"cli:{os.environ.get('USER', 'unknown')}",
-        key=args.idempotency_key,
-    ))
-    emit({"outcome": result.outcome, "position": result.position,
-          "duplicate": result.duplicate, "msisdn": result.msisdn,
-          "subaccount": result.subaccount, "notes": list(result.notes)})
+    result = record(
+        ledger,
+        IntakeRequest(
+            tenant=args.tenant,
+            subaccount=args.subaccount,
+            msisdn=args.msisdn,
+            verb=args.action,
+            text=args.text,
+            occurred_at=args.occurred_at,
+            method=args.method,
+            actor=args.actor or f"cli:{os.environ.get('USER', 'unknown')}",
+            key=args.idempotency_key,
+        ),
+    )
+    emit(
+        {
+            "outcome": result.outcome,
+            "position": result.position,
+            "duplicate": result.duplicate,
+            "msisdn": result.msisdn,
+            "subaccount": result.subaccount,
+            "notes": list(result.notes),
+        }
+    )
     return 0
 
 
@@ -96,8 +112,15 @@ def _classify(args: argparse.Namespace) -> int:
     ledger = open_ledger(args) if args.subaccount else None
     policy = ledger.policy(args.tenant, args.subaccount) if ledger else Policy()
     found = policy.classify(args.text)
-    emit({"action": found.action, "scope": found.scope, "keyword": found.keyword,
-          "match": found.match, "policy": found.policy})
+    emit(
+        {
+            "action": found.action,
+            "scope": found.scope,
+            "keyword": found.keyword,
+            "match": found.match,
+            "policy": found.policy,
+        }
+    )
     return 0
 
 
@@ -107,8 +130,9 @@ def _check(args: argparse.Namespace) -> int:
     msisdn = ledger.normalize_msisdn(args.tenant, args.subaccount, args.msisdn)
     known_at = parse_known_at(args.known_at)
     at = normalize_time(args.at) if args.at else None
-    decision = ledger.decide(args.tenant, args.subaccount, msisdn, at=at,
-                             known_at=ledger.resolve_known_at(known_at))
+    decision = ledger.decide(
+        args.tenant, args.subaccount, msisdn, at=at, known_at=ledger.resolve_known_at(known_at)
+    )
     emit(decision_view(decision, msisdn, args.subaccount, known_at))
     return 0
 
@@ -139,8 +163,12 @@ def _serve(args: argparse.Namespace) -> int:
     from api import serve
     from api.settings import ENV_PREFIX, Settings
 
-    given = {"db": Path(args.db).expanduser().resolve(), "origin": args.origin,
-             "checkpoint_interval": args.checkpoint_interval, "log_format": args.log_format}
+    given = {
+        "db": Path(args.db).expanduser().resolve(),
+        "origin": args.origin,
+        "checkpoint_interval": args.checkpoint_interval,
+        "log_format": args.log_format,
+    }
     env = dict(os.environ)
     env.update({ENV_PREFIX + k.upper(): str(v) for k, v in given.items() if v is not None})
     try:
@@ -210,25 +238,41 @@ def _positive(text: str) -> int:
 
 def _serve_and_keys_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the HTTP service (uvicorn, several workers)")
-    p.add_argument("--db", default=str(default_db()),
-                   help="SQLite database (env CONSENT_LEDGER_DB)")
+    p.add_argument(
+        "--db", default=str(default_db()), help="SQLite database (env CONSENT_LEDGER_DB)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--workers", type=_positive, default=1,
-                   help="worker processes sharing the database (default 1)")
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes sharing the database (default 1)",
+    )
     p.add_argument("--origin", help="checkpoint origin line (default consent-ledger)")
-    p.add_argument("--checkpoint-interval", type=float, metavar="SECONDS",
-                   help="seconds between automatic checkpoints; 0 disables (default 60)")
-    p.add_argument("--log-format", choices=["auto", "json", "console"],
-                   help="JSON lines, console, or auto: console on a TTY (default auto)")
+    p.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between automatic checkpoints; 0 disables (default 60)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=["auto", "json", "console"],
+        help="JSON lines, console, or auto: console on a TTY (default auto)",
+    )
     keys = sub.add_parser("keys", help="manage API keys (create, list, revoke)")
-    actions = keys.add_subparsers(dest="keys_command", required=True,
-                                  metavar="{create,list,revoke}")
+    actions = keys.add_subparsers(
+        dest="keys_command", required=True, metavar="{create,list,revoke}"
+    )
     p = actions.add_parser("create", help="create a key; prints it alone on stdout, once")
     who = p.add_mutually_exclusive_group()
     who.add_argument("--tenant", help="the tenant the key acts for (default: default)")
-    who.add_argument("--operator", action="store_true",
-                     help="a deployment-wide key: reads the whole log, signs checkpoints")
+    who.add_argument(
+        "--operator",
+        action="store_true",
+        help="a deployment-wide key: reads the whole log, signs checkpoints",
+    )
     p.add_argument("--scopes", help="comma-separated: ingest,check,audit,admin")
     p.add_argument("--label", help="a note to recognise the key by")
     p.set_defaults(key_action=_keys_create)
@@ -239,14 +283,16 @@ def _serve_and_keys_parsers(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("id", help="the key id (the part after cl_)")
     p.set_defaults(key_action=_keys_revoke)
     for p in actions.choices.values():
-        p.add_argument("--db", default=str(default_db()),
-                       help="SQLite database (env CONSENT_LEDGER_DB)")
+        p.add_argument(
+            "--db", default=str(default_db()), help="SQLite database (env CONSENT_LEDGER_DB)"
+        )
 
 
 # -- shared options ----------------------------------------------------------------------------
-def _db_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=str(default_db()),
-                   help="SQLite database (env CONSENT_LEDGER_DB)")
+def db_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db", default=str(default_db()), help="SQLite database (env CONSENT_LEDGER_DB)"
+    )
     p.add_argument("--tenant", default="default", help="tenant id (default: default)")
 
 
@@ -254,9 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="consent-ledger", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    _db_options(sub.add_parser("init", help="create or migrate the database"))
+    db_options(sub.add_parser("init", help="create or migrate the database"))
     p = sub.add_parser("record", help="append a consent event")
-    _db_options(p)
+    db_options(p)
     p.add_argument("--subaccount", required=True)
     p.add_argument("--msisdn", required=True)
     p.add_argument("--action", required=True, choices=["opt_out", "opt_in", "help"])
@@ -266,20 +312,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor")
     p.add_argument("--idempotency-key")
     p = sub.add_parser("classify", help="classify a message text with a keyword policy")
-    _db_options(p)
+    db_options(p)
     p.add_argument("text")
     p.add_argument("--subaccount", help="use this subaccount's policy (default policy otherwise)")
     p = sub.add_parser("check", help="may this subaccount send to this number?")
-    _db_options(p)
+    db_options(p)
     p.add_argument("msisdn")
     p.add_argument("--subaccount", required=True)
     p.add_argument("--at", help="valid time (RFC 3339 or date; default now)")
     p.add_argument("--known-at", help="as known at an RFC 3339 time or a log position")
     p = sub.add_parser("history", help="every entry about a number, oldest first (JSON lines)")
-    _db_options(p)
+    db_options(p)
     p.add_argument("msisdn")
     p.add_argument("--subaccount", help="read bare national digits in this subaccount's region")
-    _db_options(sub.add_parser("rebuild", help="drop and replay every projection"))
+    db_options(sub.add_parser("rebuild", help="drop and replay every projection"))
     _serve_and_keys_parsers(sub)
     for extend in EXTENSIONS:
         extend(sub)
@@ -287,7 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 EXTENSIONS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
-"""Functions that add more subcommands (registered by other CLI modules)."""
+"""Functions that add more subcommands (each extension module's ``add_commands``)."""
+
+EXTENSION_MODULES = ("api.cli_log", "api.cli_evidence")
+"""Modules with more subcommands: each defines ``add_commands(sub)`` and uses ``@command``."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -304,7 +353,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load_extensions() -> None:
-    """Import the modules that register further subcommands."""
+    """Import the modules that register further subcommands (once)."""
+    if EXTENSIONS:
+        return
+    for name in EXTENSION_MODULES:
+        EXTENSIONS.append(importlib.import_module(name).add_commands)
 
 
 if __name__ == "__main__":

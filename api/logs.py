@@ -182,8 +182,10 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode("latin-1"))]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
             await send(message)
 
         try:
@@ -194,8 +196,15 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
             user = scope.get("user")
             metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
             metrics.LATENCY.labels(route).observe(elapsed)
-            log.info("request", request_id=request_id, method=scope["method"], route=route,
-                     status=status, duration_ms=round(elapsed * 1000, 2),
-                     tenant=getattr(user, "tenant", None), key=getattr(user, "key_id", None))
+            log.info(
+                "request",
+                request_id=request_id,
+                method=scope["method"],
+                route=route,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+                tenant=getattr(user, "tenant", None),
+                key=getattr(user, "key_id", None),
+            )
 
     return middleware

@@ -87,15 +87,19 @@ class _DatabaseGauges(Collector):
     def collect(self) -> Iterator[Metric]:
         """The current quarantine size, review backlog, log size and projection lags."""
         head = self._scalar("SELECT coalesce(max(position), 0) FROM log")
-        yield GaugeMetricFamily("consent_ledger_quarantine_size", "Webhook bodies in quarantine",
-                                value=self._scalar("SELECT count(*) FROM quarantine"))
+        yield GaugeMetricFamily(
+            "consent_ledger_quarantine_size",
+            "Webhook bodies in quarantine",
+            value=self._scalar("SELECT count(*) FROM quarantine"),
+        )
         backlog = self._scalar("SELECT count(*) FROM review_items WHERE closed_by IS NULL")
-        yield GaugeMetricFamily("consent_ledger_review_backlog", "Open review items",
-                                value=backlog)
+        yield GaugeMetricFamily("consent_ledger_review_backlog", "Open review items", value=backlog)
         yield GaugeMetricFamily("consent_ledger_log_size", "Entries in the log", value=head)
-        lag = GaugeMetricFamily("consent_ledger_projection_lag",
-                                "Log entries not yet applied by a projection",
-                                labels=["projection"])
+        lag = GaugeMetricFamily(
+            "consent_ledger_projection_lag",
+            "Log entries not yet applied by a projection",
+            labels=["projection"],
+        )
         for name, position in self.conn.execute("SELECT name, position FROM projection_positions"):
             lag.add_metric([name], head - int(position))
         yield lag

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
+import structlog
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
@@ -22,6 +23,7 @@ from ledger.errors import (
     StoreUnavailable,
 )
 
+_log = structlog.get_logger("consent_ledger.errors")
 PROBLEM_BASE = "https://consent-ledger.dev/problems/"
 
 
@@ -71,7 +73,16 @@ def from_http(exc: HTTPException) -> ProblemDetailsException:
         extra = {"errors": exc.extra if isinstance(exc.extra, list) else [exc.extra]}
     elif isinstance(exc.extra, Mapping):
         extra = dict(exc.extra)
+    if exc.status_code >= 500 and exc.status_code != 503:
+        _log.error("http_exception", status=exc.status_code, detail=exc.detail)
+        return problem(exc.status_code, "internal error; the request id names it in our logs")
     return problem(exc.status_code, exc.detail, headers=exc.headers, extra=extra)
+
+
+def from_unexpected(exc: Exception) -> ProblemDetailsException:
+    """Any other exception: logged with its traceback, answered as a 500 problem (no details)."""
+    _log.error("unhandled_exception", exc_info=exc)
+    return problem(500, "internal error; the request id names it in our logs", kind="internal")
 
 
 def from_unicode(exc: UnicodeDecodeError) -> ProblemDetailsException:
@@ -87,5 +98,6 @@ def plugin() -> ProblemDetailsPlugin:
         LedgerError: from_domain,
         HTTPException: from_http,
         UnicodeDecodeError: from_unicode,
+        Exception: from_unexpected,
     }
     return ProblemDetailsPlugin(ProblemDetailsConfig(exception_to_problem_detail_map=mapping))

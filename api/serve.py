@@ -139,7 +139,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
         key = bootstrap(settings.db)
         if key is not None:
             announce_key(key)
-        with shared_metrics_dir(), environment(settings.to_env()):
+        with shared_metrics_dir(), environment(settings.to_env()), _reaping_helpers():
             uvicorn.run(
                 APP_FACTORY,
                 factory=True,
@@ -153,15 +153,18 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
                 server_header=False,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
             )
-        _stop_resource_tracker()
     return 0
 
 
-def _stop_resource_tracker() -> None:
-    """Stop and reap multiprocessing's helper process (started when workers are spawned), so
-    nothing of ours outlives ``serve`` — even where process 1 does not reap orphans."""
-    from multiprocessing import resource_tracker
+@contextmanager
+def _reaping_helpers() -> Iterator[None]:
+    """On exit, stop and reap multiprocessing's helper process (started when workers are
+    spawned), so nothing of ours outlives ``serve`` — even where process 1 reaps no orphans."""
+    try:
+        yield
+    finally:
+        from multiprocessing import resource_tracker
 
-    stop = getattr(resource_tracker._resource_tracker, "_stop", None)  # private; 3.11+
-    if stop is not None:
-        stop()
+        stop = getattr(resource_tracker._resource_tracker, "_stop", None)  # private; 3.11+
+        if stop is not None:
+            stop()

@@ -1,25 +1,36 @@
 """Whole-database verification: every entry, its evidence, the Merkle tree and the checkpoints.
 
 Guarantees: ``verify_log`` re-derives everything from the stored entry bytes and reports each
-disagreement — an entry whose bytes are not canonical or whose leaf hash, position or indexed
-columns disagree with them; a gap in positions; evidence that no longer matches its digest; a
-stored tree node that differs from the recomputed tree; a checkpoint whose signature, root or
-size does not hold, or that is not consistent with its predecessor. ``first_bad_position`` names
-the earliest log position involved.
+disagreement — an entry whose bytes do not decode or are not canonical, whose stored leaf hash,
+position, type or indexed columns disagree with them, or whose recorded time goes backwards; a
+gap in positions; evidence that no longer matches its digest, is missing, or has no entry; a
+stored tree node that is missing, extra or differs from the tree recomputed from the entry bytes;
+a checkpoint whose signature does not verify with the verifier key, whose columns differ from
+its signed note, that covers entries the log no longer has, whose root differs from the
+recomputed tree, or that is not consistent with its predecessor. The stored tree is never
+trusted: roots and consistency proofs for checkpoints come from the recomputed tree.
+
+Every problem names a log position: the entry's for entry and evidence problems; for a tree node,
+the entry whose hash first makes it differ (a node wrong only because a node below it is wrong is
+not reported again); for a checkpoint, its tree size. ``first_bad_position`` is the earliest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
-from collections.abc import Callable, Iterator
+from binascii import b2a_base64
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
-from ledger import merkle, tree
+from ledger import merkle
 from ledger.checkpoint import open_note
-from ledger.entries import decode_entry, encode_entry, evidence_matches
+from ledger.entries import Entry, encode_entry
 from ledger.errors import InvalidInput
-from ledger.events import event_type
+from ledger.events import EVENT_TYPES, event_type
+from ledger.store import StoredEntry
 
 _COLUMNS = (
     "tenant",
@@ -31,7 +42,16 @@ _COLUMNS = (
     "occurred_at",
     "recorded_at",
 )
-PROGRESS_EVERY = 100_000
+BATCH = 20_000
+"""Entries read (and handed to ``each_batch``) per query."""
+MAX_PROBLEMS = 1000
+"""Problems kept in a report (the count of all is in ``Report.problem_count``)."""
+
+Progress = Callable[[str, int, int], None]
+"""``(phase, done, total)``: phases ``entries`` (done/total entries), ``tree`` (levels),
+``checkpoints``."""
+Batch = Callable[[list[tuple[StoredEntry, Entry]]], None]
+"""Receives each batch of entries that decoded, in position order (e.g. to replay projections)."""
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -49,12 +69,15 @@ class Report(msgspec.Struct, kw_only=True):
     evidence_erased: int = 0
     tree_nodes: int = 0
     checkpoints: int = 0
+    signatures_checked: bool = False
+    """Whether checkpoint signatures were checked (a verifier key was given)."""
+    problem_count: int = 0
     problems: list[Problem] = msgspec.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when nothing failed."""
-        return not self.problems
+        return self.problem_count == 0
 
     @property
     def first_bad_position(self) -> int | None:
@@ -62,121 +85,163 @@ class Report(msgspec.Struct, kw_only=True):
         return min((p.position for p in self.problems), default=None)
 
     def add(self, position: int, what: str) -> None:
-        """Record a problem."""
-        if len(self.problems) < 1000:
+        """Record a problem (the first ``MAX_PROBLEMS`` are kept, plus the earliest position)."""
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(Problem(position, what))
+        elif position < min(p.position for p in self.problems):
+            self.problems[-1] = Problem(position, what)
 
 
 def verify_log(
     conn: sqlite3.Connection,
     verifier_key: str | None,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
+    each_batch: Batch | None = None,
 ) -> Report:
-    """Verify the log, evidence, tree and checkpoints on ``conn`` (inside a read snapshot)."""
-    report = Report()
-    levels = _TreeChecker(conn, report)
-    last_recorded = ""
-    expected = 1
-    columns = ", ".join(f"l.{c}" for c in _COLUMNS)
-    for row in conn.execute(
-        f"SELECT l.position, l.entry, l.leaf_hash, e.position, e.salt, e.content, {columns} "
-        "FROM log l LEFT JOIN evidence e ON e.position = l.position ORDER BY l.position"
-    ):
-        position, data, stored_hash = row[0], bytes(row[1]), bytes(row[2])
-        if position != expected:
-            report.add(expected, f"positions jump from {expected - 1} to {position}")
-            expected = position
-        digest, last_recorded = _check_entry(
-            report, position, data, stored_hash, row[6:], last_recorded
-        )
-        _check_evidence(report, position, digest, row[3] is not None, row[4], row[5])
-        levels.add_leaf(position - 1, merkle.leaf_hash(data))
-        expected += 1
-        report.entries += 1
-        if progress and report.entries % PROGRESS_EVERY == 0:
-            progress(report.entries)
-    levels.finish(report.entries)
-    _check_checkpoints(conn, report, verifier_key)
+    """Verify the log, evidence, tree and checkpoints on ``conn`` (inside one transaction).
+
+    Without ``verifier_key`` checkpoint signatures are not checked (``signatures_checked`` is
+    False); everything else is.
+    """
+    report = Report(signatures_checked=verifier_key is not None)
+    total = int(conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0])
+    leaves = _check_entries(conn, report, total, progress, each_batch)
+    levels = _check_tree(conn, report, leaves, progress)
+    _check_checkpoints(conn, report, verifier_key, levels, progress)
     return report
 
 
-def _check_entry(
+# -- entries and evidence -----------------------------------------------------------------------
+
+_ENTRY_QUERY = (
+    "SELECT l.position, l.entry, l.leaf_hash, "
+    + ", ".join(f"l.{c}" for c in _COLUMNS)
+    + ", e.position IS NOT NULL, e.salt, e.content "
+    "FROM log l LEFT JOIN evidence e ON e.position = l.position "
+    "WHERE l.position > ? ORDER BY l.position LIMIT ?"
+)
+
+
+class _Scan:
+    """State carried from one entry to the next."""
+
+    def __init__(self) -> None:
+        self.expected = 1
+        self.last_recorded = ""
+        self.leaves = bytearray()
+
+
+def _check_entries(
+    conn: sqlite3.Connection,
     report: Report,
-    position: int,
-    data: bytes,
-    stored_hash: bytes,
-    columns: tuple[object, ...],
-    last_recorded: str,
-) -> tuple[str | None, str]:
-    """Check one entry; returns its evidence digest and the running maximum recorded time."""
-    try:
-        entry = decode_entry(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        report.add(position, f"entry bytes do not decode: {exc}")
-        return None, last_recorded
+    total: int,
+    progress: Progress | None,
+    each_batch: Batch | None,
+) -> bytes:
+    """Check every entry and its evidence; returns the concatenated recomputed leaf hashes."""
+    scan = _Scan()
+    last = 0
+    while rows := conn.execute(_ENTRY_QUERY, (last, BATCH)).fetchall():
+        decoded = _check_rows(report, rows, scan)
+        if each_batch is not None and decoded:
+            each_batch(decoded)
+        last = rows[-1][0]
+        report.entries += len(rows)
+        if progress:
+            progress("entries", report.entries, total)
+    orphan = conn.execute(
+        "SELECT min(e.position) FROM evidence e LEFT JOIN log l ON l.position = e.position "
+        "WHERE l.position IS NULL"
+    ).fetchone()[0]
+    if orphan is not None:
+        report.add(orphan, "evidence is stored for a position the log does not have")
+    return bytes(scan.leaves)
+
+
+_decode = msgspec.json.Decoder(Entry).decode
+_encode = msgspec.json.Encoder(order="deterministic").encode  # = ledger.entries.encode_entry
+_sha256 = hashlib.sha256
+_TAGS: dict[type, str] = {cls: cls.__struct_config__.tag for cls in EVENT_TYPES}  # type: ignore[misc]
+
+
+def _check_rows(report: Report, rows: list[Any], scan: _Scan) -> list[tuple[StoredEntry, Entry]]:
+    """Check one batch of ``_ENTRY_QUERY`` rows; returns the entries that decoded.
+
+    The common case (everything agrees) is one expression per entry; any disagreement goes to
+    ``_explain``, which checks each rule on its own and reports every one that fails.
+    """
+    decoded = []
+    checked = 0
+    expected, last_recorded, leaves = scan.expected, scan.last_recorded, scan.leaves
+    for row in rows:
+        position, data, stored_hash = row[0], row[1], row[2]
+        if position != expected:
+            report.add(expected, f"positions jump from {expected - 1} to {position}")
+        expected = position + 1
+        digest = _sha256(b"\x00" + data).digest()
+        leaves += digest
+        try:
+            entry = _decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            report.add(position, f"entry bytes do not decode: {exc}")
+            if digest != stored_hash:
+                report.add(position, "stored leaf hash does not match the entry bytes")
+            continue
+        evidence, salt, content = entry.evidence_digest, row[12], row[13]
+        if (
+            digest == stored_hash
+            and entry.position == position
+            and _TAGS.get(type(entry.event)) == entry.type
+            and entry.recorded_at >= last_recorded
+            and (entry.tenant, entry.key, entry.event_id, entry.type, entry.subaccount,
+                 entry.msisdn, entry.occurred_at, entry.recorded_at) == row[3:11]
+            and evidence is not None
+            and salt is not None
+            and content is not None
+            and _evidence_digest(salt, content) == evidence
+            and _encode(entry) == data
+        ):  # fmt: skip
+            checked += 1
+        else:
+            _explain(report, row, entry, digest, last_recorded)
+        if entry.recorded_at > last_recorded:
+            last_recorded = entry.recorded_at
+        decoded.append((StoredEntry(position, data, digest), entry))
+    report.evidence_checked += checked
+    scan.expected, scan.last_recorded = expected, last_recorded
+    return decoded
+
+
+def _evidence_digest(salt: bytes, content: bytes) -> str:
+    """base64(SHA-256(salt || content)) — ``ledger.entries.evidence_digest``."""
+    return b2a_base64(_sha256(salt + content).digest(), newline=False).decode()
+
+
+def _explain(report: Report, row: Any, entry: Entry, digest: bytes, last_recorded: str) -> None:
+    """Report every rule that ``entry`` (decoded from ``row``) breaks."""
+    position, data = row[0], row[1]
+    if digest != row[2]:
+        report.add(position, "stored leaf hash does not match the entry bytes")
     if encode_entry(entry) != data:
         report.add(position, "entry bytes are not in canonical form")
-    if merkle.leaf_hash(data) != stored_hash:
-        report.add(position, "stored leaf hash does not match the entry bytes")
     if entry.position != position:
         report.add(position, f"entry says position {entry.position}")
     if event_type(entry.event) != entry.type:
         report.add(position, "entry type differs from its event's tag")
-    for name, value in zip(_COLUMNS, columns, strict=True):
-        if getattr(entry, name) != value:
-            report.add(position, f"indexed column {name!r} differs from the entry bytes")
     if entry.recorded_at < last_recorded:
         report.add(position, "recorded time goes backwards")
-    return entry.evidence_digest, max(entry.recorded_at, last_recorded)
-
-
-class _TreeChecker:
-    """Recomputes perfect subtrees as leaves stream in and compares them with stored nodes."""
-
-    def __init__(self, conn: sqlite3.Connection, report: Report) -> None:
-        self.conn, self.report = conn, report
-        self.stack: list[bytes] = []  # hashes of the perfect subtrees on the right edge
-        self.cursors: dict[int, Iterator[tuple[int, bytes]]] = {}
-
-    def _stored(self, level: int) -> Iterator[tuple[int, bytes]]:
-        if level not in self.cursors:
-            cur = self.conn.cursor()
-            cur.execute("SELECT idx, hash FROM tree_nodes WHERE level = ? ORDER BY idx", (level,))
-            self.cursors[level] = ((int(i), bytes(h)) for i, h in cur)
-        return self.cursors[level]
-
-    def _compare(self, level: int, index: int, digest: bytes) -> None:
-        self.report.tree_nodes += 1
-        stored = next(self._stored(level), None)
-        if stored is None or stored != (index, digest):
-            first = index * (1 << level) + 1
-            self.report.add(first, f"stored tree node ({level}, {index}) differs from the log")
-
-    def add_leaf(self, index: int, digest: bytes) -> None:
-        level = 0
-        self._compare(0, index, digest)
-        while index & 1:
-            digest = merkle.node_hash(self.stack.pop(), digest)
-            level, index = level + 1, index >> 1
-            self._compare(level, index, digest)
-        self.stack.append(digest)
-
-    def finish(self, size: int) -> None:
-        extra = self.conn.execute(
-            "SELECT min(idx) FROM tree_nodes WHERE level = 0 AND idx >= ?", (size,)
-        ).fetchone()[0]
-        if extra is not None:
-            self.report.add(
-                size + 1,
-                f"the tree has leaves beyond the log's {size} entries (entries were removed)",
-            )
+    for name, value in zip(_COLUMNS, row[3:11], strict=True):
+        if getattr(entry, name) != value:
+            report.add(position, f"indexed column {name!r} differs from the entry bytes")
+    _check_evidence(report, position, entry.evidence_digest, row[11], row[12], row[13])
 
 
 def _check_evidence(
     report: Report,
     position: int,
     digest: str | None,
-    has_row: bool,
+    has_row: object,
     salt: object,
     content: object,
 ) -> None:
@@ -185,44 +250,155 @@ def _check_evidence(
             report.add(position, "evidence stored for an entry that has no evidence digest")
     elif not has_row:
         report.add(position, "evidence row is missing (erasure keeps a tombstone)")
-    elif salt is None:
+    elif salt is None and content is None:
         report.evidence_erased += 1
     elif (
         isinstance(salt, bytes)
         and isinstance(content, bytes)
-        and evidence_matches(digest, salt, content)
+        and _evidence_digest(salt, content) == digest
     ):
         report.evidence_checked += 1
     else:
         report.add(position, "evidence does not match the entry's evidence digest")
 
 
-def _check_checkpoints(conn: sqlite3.Connection, report: Report, verifier_key: str | None) -> None:
-    size = tree.tree_size(conn) if report.entries else 0
+# -- the tree -----------------------------------------------------------------------------------
+
+_H = merkle.HASH_SIZE
+
+
+def _check_tree(
+    conn: sqlite3.Connection, report: Report, leaves: bytes, progress: Progress | None
+) -> list[bytes]:
+    """Recompute every perfect subtree level by level and compare with the stored nodes.
+
+    Returns the recomputed levels (level ``L`` = the concatenated hashes of its nodes).
+    """
+    levels = [leaves]
+    bad: set[int] = set()  # indexes at the level below whose stored node differs
+    height = max(len(leaves) // _H, 1).bit_length()
+    for level in range(height):
+        if level > 0:
+            below = levels[-1]
+            levels.append(
+                b"".join(
+                    _sha256(b"\x01" + below[i : i + 2 * _H]).digest()
+                    for i in range(0, len(below) // (2 * _H) * 2 * _H, 2 * _H)
+                )
+            )
+        bad = _compare_level(conn, report, level, levels[level], bad, len(leaves) // _H)
+        if progress:
+            progress("tree", level + 1, height)
+    extra = conn.execute(
+        "SELECT level, min(idx) FROM tree_nodes WHERE level >= ? GROUP BY level ORDER BY level",
+        (height,),
+    ).fetchall()
+    for level, index in extra:
+        _extra_node(report, level, index, len(leaves) // _H)
+    return levels
+
+
+def _compare_level(
+    conn: sqlite3.Connection,
+    report: Report,
+    level: int,
+    computed: bytes,
+    bad_below: set[int],
+    size: int,
+) -> set[int]:
+    """Compare one level; returns the indexes whose stored node is missing or differs."""
+    count = len(computed) // _H
+    rows = conn.execute(
+        "SELECT idx, hash FROM tree_nodes WHERE level = ? ORDER BY idx", (level,)
+    ).fetchall()
+    report.tree_nodes += len(rows)
+    exact = len(rows) == count and (not rows or (rows[0][0] == 0 and rows[-1][0] == count - 1))
+    if exact and b"".join(bytes(h) for _, h in rows) == computed:
+        return set()
+    stored = {int(i): bytes(h) for i, h in rows}
+    bad = set()
+    for index in range(count):
+        have = stored.pop(index, None)
+        if have == computed[index * _H : (index + 1) * _H]:
+            continue
+        bad.add(index)
+        if level == 0 or not {2 * index, 2 * index + 1} & bad_below:
+            what = "is missing" if have is None else "differs from the tree of the entries"
+            report.add(_first_position(level, index), f"stored tree node ({level}, {index}) {what}")
+    for index in sorted(stored):
+        _extra_node(report, level, index, size)
+    return bad
+
+
+def _extra_node(report: Report, level: int, index: int, size: int) -> None:
+    """A stored node the log's ``size`` entries do not complete: named by the first position
+    it covers beyond the log (entries after it were removed, or the node was forged)."""
+    where = max(_first_position(level, index), size + 1)
+    what = f"stored tree node ({level}, {index}) is beyond the log's entries (entries removed?)"
+    report.add(where, what)
+
+
+def _first_position(level: int, index: int) -> int:
+    """The first log position a tree node covers (at least 1)."""
+    return max(index * (1 << level) + 1, 1)
+
+
+def _getter(levels: list[bytes]) -> merkle.NodeGetter:
+    def get(level: int, index: int) -> bytes:
+        return levels[level][index * _H : (index + 1) * _H]
+
+    return get
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+
+
+def _check_checkpoints(
+    conn: sqlite3.Connection,
+    report: Report,
+    verifier_key: str | None,
+    levels: list[bytes],
+    progress: Progress | None,
+) -> None:
+    size_now = len(levels[0]) // _H
+    get = _getter(levels)
     previous: tuple[int, bytes] | None = None
     rows = conn.execute("SELECT size, root, note FROM checkpoints ORDER BY size").fetchall()
-    for cp_size, root, note in rows:
+    for size, stored_root, note in rows:
         report.checkpoints += 1
-        where = min(cp_size, report.entries + 1) or 1
-        if verifier_key is not None:
-            try:
-                cp = open_note(note, verifier_key)
-            except InvalidInput as exc:
-                report.add(where, f"checkpoint {cp_size}: {exc}")
-                continue
-            if (cp.size, cp.root) != (cp_size, bytes(root)):
-                report.add(where, f"checkpoint {cp_size}: columns differ from the signed note")
-        if cp_size > report.entries or cp_size > size:
-            report.add(
-                where,
-                f"checkpoint {cp_size} covers entries the log no longer has "
-                f"(the log has {report.entries})",
-            )
+        root = bytes(stored_root)
+        where = max(size, 1)
+        if verifier_key is not None and not _signed(report, where, size, root, note, verifier_key):
             continue
-        if tree.root(conn, cp_size) != bytes(root):
-            report.add(where, f"checkpoint {cp_size}: root differs from the log's tree")
+        if size > size_now:
+            report.add(min(where, size_now + 1), f"checkpoint {size} covers entries the log no "
+                       f"longer has (the log has {size_now}): entries were removed")  # fmt: skip
+            continue
+        since = previous[0] + 1 if previous else 1
+        if merkle.root_from_nodes(size, get) != root:
+            report.add(where, f"checkpoint {size}: its root differs from the tree of the entries "
+                       f"(an entry in positions {since}..{size} was changed after it was signed, "
+                       "or the checkpoint was replaced)")  # fmt: skip
         if previous is not None and previous[0] > 0:
-            proof = tree.consistency_proof(conn, previous[0], cp_size)
-            if not merkle.verify_consistency(previous[0], cp_size, previous[1], bytes(root), proof):
-                report.add(where, f"checkpoint {cp_size} is not consistent with {previous[0]}")
-        previous = (cp_size, bytes(root))
+            proof = merkle.consistency_proof_from_nodes(previous[0], size, get)
+            if not merkle.verify_consistency(previous[0], size, previous[1], root, proof):
+                report.add(where, f"checkpoint {size} is not consistent with checkpoint "
+                           f"{previous[0]}")  # fmt: skip
+        previous = (size, root)
+        if progress:
+            progress("checkpoints", report.checkpoints, len(rows))
+
+
+def _signed(
+    report: Report, where: int, size: int, root: bytes, note: str, verifier_key: str
+) -> bool:
+    """Whether the note's signature verifies and its checkpoint equals the row's columns."""
+    try:
+        cp = open_note(note, verifier_key)
+    except InvalidInput as exc:
+        report.add(where, f"checkpoint {size}: {exc}")
+        return False
+    if (cp.size, cp.root) != (size, root):
+        report.add(where, f"checkpoint {size}: its columns differ from its signed note")
+        return False
+    return True

@@ -12,6 +12,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from ledger import checkpoint_log
+from ledger.checkpoint import Signer
+from ledger.checkpoint_log import CheckpointRecord
 from ledger.errors import InvalidInput, NotFound
 from ledger.events import EntryRetracted, Method, SubaccountConfigured, TenantConfigured, Unknown
 from ledger.keywords import KeywordChanges, Mode, Policy, validate_changes
@@ -243,6 +246,24 @@ class ConsentLedger:
     def head(self) -> int:
         """The newest log position."""
         return self.store.head()
+
+    # -- tamper evidence -------------------------------------------------------------------
+    def sign_checkpoint(
+        self, signer: Signer, origin: str, *, min_interval: float | None = None
+    ) -> CheckpointRecord | None:
+        """Sign a checkpoint of the whole log if it grew (see ``ledger.checkpoint_log.sign``).
+
+        Returns the checkpoint covering the newest entry, or ``None`` when ``min_interval``
+        seconds have not passed since the last one.
+        """
+        with self.store.write_transaction() as conn:
+            return checkpoint_log.sign(
+                conn, signer, origin, self.clock(), min_interval=min_interval
+            )
+
+    def latest_checkpoint(self) -> CheckpointRecord | None:
+        """The newest signed checkpoint."""
+        return checkpoint_log.latest(self.store.reader())
 
 
 def _head(conn: sqlite3.Connection) -> int:

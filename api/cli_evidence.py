@@ -1,0 +1,113 @@
+"""CLI commands for evidence bundles: ``evidence`` and ``verify-bundle``.
+
+Guarantees: ``evidence`` writes one self-contained JSON bundle (and optionally its printable
+HTML) signed against a checkpoint made now, then prints a one-line JSON summary; it writes each
+file completely or not at all. ``verify-bundle`` opens no database and uses no network: it exits
+0 and prints one ``OK`` line when every check passes, or exits 1 and prints one line naming the
+first failure (2 when the file cannot be read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from api.bundle_html import render_html
+from api.cli import command, db_options, emit, open_ledger
+from api.cli_log import settings_from
+from api.signing import signer_for
+from projections.bundle_verify import BundleInvalid, verify_bundle
+from projections.evidence import build_bundle, encode_bundle
+from projections.ids import valid_subaccount
+
+
+@command("evidence")
+def _evidence(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    ledger = open_ledger(args)
+    try:
+        valid_subaccount(args.subaccount)
+        msisdn = ledger.normalize_msisdn(args.tenant, args.subaccount, args.msisdn)
+        signer = signer_for(settings)
+        bundle = build_bundle(ledger, signer, settings.origin, args.tenant, args.subaccount, msisdn)
+    finally:
+        ledger.close()
+    document = encode_bundle(bundle)
+    if args.output == "-":
+        sys.stdout.buffer.write(document)
+    else:
+        _write(Path(args.output), document)
+    if args.html:
+        _write(Path(args.html), render_html(bundle).encode())
+    if args.output != "-":
+        emit(
+            {
+                "bundle": args.output,
+                "html": args.html,
+                "msisdn": msisdn,
+                "subaccount": args.subaccount,
+                "entries": len(bundle.entries),
+                "checkpoint_size": bundle.checkpoint.size,
+                "verifier_key": bundle.checkpoint.verifier_key,
+                "state": bundle.decision["state"],
+                "allowed": bundle.decision["allowed"],
+            }
+        )
+    return 0
+
+
+@command("verify-bundle")
+def _verify_bundle(args: argparse.Namespace) -> int:
+    try:
+        document = Path(args.file).read_bytes()
+    except OSError as exc:
+        sys.stderr.write(f"consent-ledger verify-bundle: cannot read {args.file}: {exc}\n")
+        return 2
+    try:
+        verified = verify_bundle(document, args.key)
+    except BundleInvalid as exc:
+        sys.stderr.write(f"consent-ledger verify-bundle: FAILED: {exc}\n")
+        return 1
+    sys.stdout.write(verified.summary() + "\n")
+    return 0
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file renamed into place)."""
+    path = path.expanduser()
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temp.write_bytes(data)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``evidence`` and ``verify-bundle``."""
+    p = sub.add_parser(
+        "evidence",
+        help="write an offline-verifiable evidence bundle for a number and subaccount",
+    )
+    p.add_argument("msisdn", help="the number (E.164, 00-prefixed, or national digits)")
+    p.add_argument("--subaccount", required=True)
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="where to write the JSON bundle ('-' for stdout)")  # fmt: skip
+    p.add_argument("--html", metavar="FILE", help="also write a printable HTML rendering")
+    db_options(p)
+    p.add_argument("--origin", default="consent-ledger", help="checkpoint origin / key name")
+    p.add_argument(
+        "--signing-key",
+        help="Ed25519 key file (default: <db>.signing-key beside the database; "
+        "env CONSENT_LEDGER_SIGNING_KEY)",
+    )
+    p = sub.add_parser(
+        "verify-bundle",
+        help="verify an evidence bundle offline (no database): signature, proofs, evidence, "
+        "decision",
+    )
+    p.add_argument("file", help="the JSON bundle")
+    p.add_argument("--key", required=True, metavar="VERIFIER_KEY",
+                   help="the log's verifier key (consent-ledger signing-key show)")  # fmt: skip

@@ -1,0 +1,264 @@
+"""CLI commands for tamper evidence: ``signing-key show``, ``checkpoint`` and ``verify``.
+
+``verify`` guarantees: it exits 0 only if every entry, evidence row, tree node and checkpoint
+verifies (``ledger.verify``), every checkpoint signature was checked against a verifier key, and
+the projections equal a fresh replay of the log; otherwise it exits 1, names the first bad
+position on stderr and lists the problems in the JSON it prints. It never writes to the database
+(it reads one snapshot through a read-only connection, so appends go on meanwhile) and never
+creates a signing key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from api.cli import command, db_options, emit, open_ledger
+from api.settings import Settings
+from api.signing import signer_for
+from ledger.checkpoint import load_or_create_signing_key, parse_verifier_key
+from ledger.entries import b64
+from ledger.sqlite_store import BUSY_TIMEOUT_MS
+from ledger.verify import Progress, Report, verify_log
+from projections.ledger import projectors
+from projections.shadow import ShadowReplay
+
+PROGRESS_EVERY = 100_000
+"""``verify`` reports progress every this many entries (on by default from this many entries,
+or on a terminal)."""
+_CACHE_KIB = 256 * 1024
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings for the database and key named on the command line (or the environment)."""
+    key = args.signing_key or os.environ.get("CONSENT_LEDGER_SIGNING_KEY")
+    return Settings(
+        db=Path(args.db).expanduser(),
+        origin=args.origin,
+        signing_key=Path(key).expanduser() if key else None,
+    )
+
+
+def _key_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--origin", default="consent-ledger", help="checkpoint origin / key name")
+    p.add_argument(
+        "--signing-key",
+        help="Ed25519 key file (default: <db>.signing-key beside the database; "
+        "env CONSENT_LEDGER_SIGNING_KEY)",
+        default=None,
+    )
+
+
+@command("signing-key")
+def _signing_key(args: argparse.Namespace) -> int:
+    signer = signer_for(settings_from(args))
+    sys.stdout.write(signer.verifier_key + "\n")
+    return 0
+
+
+@command("checkpoint")
+def _checkpoint(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    ledger = open_ledger(args)
+    record = ledger.sign_checkpoint(signer_for(settings), settings.origin)
+    assert record is not None  # no min_interval: always a checkpoint covering the newest entry
+    emit(
+        {
+            "size": record.size,
+            "root": b64(record.root),
+            "signed_at": record.signed_at,
+            "note": record.note,
+        }
+    )
+    return 0
+
+
+# -- verify -------------------------------------------------------------------------------------
+
+
+def verifier_key_for(args: argparse.Namespace, settings: Settings) -> str | None:
+    """The verifier key to check checkpoints with: ``--key``, else the signing key file's if it
+    exists (never created here), else ``None``. Raises ``InvalidInput`` for a malformed key."""
+    if args.key:
+        parse_verifier_key(args.key)
+        return str(args.key).strip()
+    path = settings.signing_key_path
+    if path.exists():
+        return load_or_create_signing_key(path, settings.origin).verifier_key
+    return None
+
+
+class _Progress:
+    """Progress lines on stderr: ``verify: <phase> <done>/<total> (<pct>%) [<seconds>]``."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.started = time.monotonic()
+
+    def say(self, text: str) -> None:
+        """Write one progress line (when enabled)."""
+        if self.enabled:
+            sys.stderr.write(f"verify: {text} [{time.monotonic() - self.started:.1f} s]\n")
+            sys.stderr.flush()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        """Report every ``PROGRESS_EVERY`` entries and the end of every phase."""
+        if not self.enabled or (done != total and (phase != "entries" or done % PROGRESS_EVERY)):
+            return
+        pct = 100 * done // total if total else 100
+        unit = {"entries": "entries", "tree": "levels", "checkpoints": "checkpoints"}[phase]
+        self.say(f"{phase}: {done:,}/{total:,} {unit} ({pct}%)")
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector (a million short-lived rows make it run constantly)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that can read ``path`` and never write it (TEMP tables are allowed)."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+    conn.execute(f"PRAGMA temp.cache_size = -{_CACHE_KIB}")  # the projection shadows
+    return conn
+
+
+def verify_database(
+    path: Path, verifier: str | None, progress: Progress | None = None
+) -> tuple[Report, dict[str, int]]:
+    """Verify the database at ``path`` in one read snapshot, read-only, without the write lock.
+
+    Returns the report of ``ledger.verify.verify_log`` and the projection tables that differ
+    from a replay of the same entries (table -> earliest differing position); the replay runs as
+    the entries are checked, into TEMP shadows (``projections.shadow``), so each entry is read
+    and decoded once.
+    """
+    conn = open_readonly(path)
+    try:
+        shadow = ShadowReplay(conn, projectors())
+        with _no_gc():
+            conn.execute("BEGIN")
+            try:
+                report = verify_log(conn, verifier, progress, each_batch=shadow.apply)
+                differences = shadow.differences()
+            finally:
+                conn.execute("ROLLBACK")
+        shadow.close()
+    finally:
+        conn.close()
+    return report, differences
+
+
+def _summary(report: Report, differences: dict[str, int], verifier: str | None,
+             seconds: float) -> dict[str, object]:  # fmt: skip
+    unsigned = report.checkpoints > 0 and not report.signatures_checked
+    return {
+        "ok": report.ok and not differences and not unsigned,
+        "entries": report.entries,
+        "evidence_checked": report.evidence_checked,
+        "evidence_erased": report.evidence_erased,
+        "tree_nodes": report.tree_nodes,
+        "checkpoints": report.checkpoints,
+        "signatures_checked": report.signatures_checked,
+        "verifier_key": verifier,
+        "projections_match_rebuild": not differences,
+        "projections_differing": differences,
+        "first_bad_position": _first_bad(report, differences),
+        "problem_count": report.problem_count,
+        "problems": [{"position": p.position, "what": p.what} for p in report.problems],
+        "seconds": round(seconds, 2),
+    }
+
+
+def _first_bad(report: Report, differences: dict[str, int]) -> int | None:
+    named = [p.position for p in report.problems] + [p for p in differences.values() if p > 0]
+    return min(named, default=None)
+
+
+def _failure(report: Report, differences: dict[str, int]) -> str:
+    """The one-line reason ``verify`` failed, naming the first bad position."""
+    reasons = [(p.position, p.what) for p in report.problems]
+    reasons += [(pos, f"projection {table} differs from a replay of the log (run `rebuild` "
+                 "once the log verifies)") for table, pos in differences.items()]  # fmt: skip
+    if not reasons:
+        return (
+            "FAILED: checkpoint signatures were not checked: no verifier key "
+            "(pass --key VERIFIER_KEY, or --signing-key FILE)"
+        )
+    position, what = min(reasons, key=lambda r: r[0])
+    more = report.problem_count + len(differences) - 1
+    also = f" (and {more} more problem{'s' if more != 1 else ''})" if more else ""
+    at = f" at position {position}" if position > 0 else ""
+    return f"FAILED{at}: {what}{also}"
+
+
+@command("verify")
+def _verify(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    ledger = open_ledger(args)  # creates or migrates the schema; kept open for the WAL files
+    try:
+        verifier = verifier_key_for(args, settings)
+        head = ledger.head()
+        show = args.progress if args.progress is not None else head >= PROGRESS_EVERY
+        progress = _Progress(show or (args.progress is None and sys.stderr.isatty()))
+        progress.say(f"{head:,} entries to check")
+        report, differences = verify_database(settings.db, verifier, progress)
+    finally:
+        ledger.close()
+    result = _summary(report, differences, verifier, time.monotonic() - progress.started)
+    progress.say("done" if result["ok"] else "FAILED")
+    emit(result)
+    if not result["ok"]:
+        sys.stderr.write(f"consent-ledger verify: {_failure(report, differences)}\n")
+        return 1
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``signing-key show``, ``checkpoint`` and ``verify``."""
+    p = sub.add_parser("signing-key", help="print the checkpoint verifier key")
+    p.add_argument("action", choices=["show"])
+    db_options(p)
+    _key_options(p)
+    p = sub.add_parser("checkpoint", help="sign a checkpoint covering the newest entry")
+    db_options(p)
+    _key_options(p)
+    p = sub.add_parser(
+        "verify",
+        help="verify the whole database (entries, evidence, tree, checkpoints, projections)",
+        description="Re-hash every entry, check indexed columns and evidence against the bytes, "
+        "rebuild the Merkle tree, check every checkpoint's signature and consistency, and "
+        "compare the projections with a replay. Prints a JSON report; exits 1 on any failure, "
+        "naming the first bad position on stderr. Read-only: appends go on meanwhile.",
+    )
+    db_options(p)
+    _key_options(p)
+    p.add_argument(
+        "--key",
+        metavar="VERIFIER_KEY",
+        help="check checkpoint signatures with this verifier key (as printed by `signing-key "
+        "show`; default: the signing key file's, if it exists)",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"progress on stderr (default: on a terminal, or from {PROGRESS_EVERY:,} entries)",
+    )

@@ -1,0 +1,94 @@
+"""Replay the log into shadow copies of the projection tables and compare them with the live ones.
+
+Guarantees: ``ShadowReplay`` creates, on one connection, TEMP tables with the same names,
+columns, constraints and unique indexes as every projection table
+(``projections.rebuild.PROJECTION_TABLES``).
+SQLite resolves unqualified names to TEMP first, so the projectors — handed this connection —
+write only the shadows; the connection may (and for verification should) open the database
+read-only, so the live tables and the log can never change and no write lock is taken.
+``differences`` compares every shadow with its live table row for row (both ways) and names the
+earliest log position whose projection rows differ.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Sequence
+
+from ledger.entries import Entry
+from ledger.sqlite_store import Committed, Projector
+from ledger.store import StoredEntry
+from projections.rebuild import PROJECTION_TABLES
+
+_CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+", re.IGNORECASE)
+_CREATE_INDEX = re.compile(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+", re.IGNORECASE)
+
+
+class ShadowReplay:
+    """Shadow projection tables on ``conn`` and the projectors that fill them."""
+
+    def __init__(self, conn: sqlite3.Connection, projectors: Sequence[Projector]) -> None:
+        """Create the (empty) shadows on ``conn`` and reset ``projectors`` onto them."""
+        self.conn = conn
+        self.projectors = list(projectors)
+        for table in PROJECTION_TABLES:
+            _create_shadow(conn, table)
+        for projector in self.projectors:
+            projector.reset(conn)
+
+    def apply(self, batch: Sequence[tuple[StoredEntry, Entry]]) -> None:
+        """Apply consecutive entries, in position order, to every shadow."""
+        items = [Committed(stored, entry) for stored, entry in batch]
+        for projector in self.projectors:
+            projector.apply(self.conn, items)
+
+    def differences(self) -> dict[str, int]:
+        """Per projection table whose shadow differs from the live table: the earliest log
+        position among the differing rows (0 when the rows carry no position)."""
+        found = {}
+        for table in PROJECTION_TABLES:
+            first = _first_difference(self.conn, table)
+            if first is not None:
+                found[table] = first
+        return found
+
+    def close(self) -> None:
+        """Drop the shadows."""
+        for table in PROJECTION_TABLES:
+            self.conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+
+def _create_shadow(conn: sqlite3.Connection, table: str) -> None:
+    """A TEMP table like ``main.<table>``: same columns and constraints, and its UNIQUE indexes
+    (they decide conflicts). Plain indexes are left out: they change no result, only the speed
+    of searches, and the projectors look rows up by primary key only while applying."""
+    rows = conn.execute(
+        "SELECT type, sql FROM main.sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL "
+        "ORDER BY type = 'index'",
+        (table,),
+    ).fetchall()
+    conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+    for kind, sql in rows:
+        index = _CREATE_INDEX.match(sql)
+        if kind == "table":
+            conn.execute(_CREATE_TABLE.sub("CREATE TEMP TABLE ", sql, count=1))
+        elif kind == "index" and index is not None:
+            if index.group(1):  # UNIQUE; plain indexes are skipped
+                conn.execute(_CREATE_INDEX.sub("CREATE UNIQUE INDEX temp.", sql, count=1))
+        else:
+            raise ValueError(f"projection table {table} has a {kind}; shadowing cannot copy it")
+
+
+def _first_difference(conn: sqlite3.Connection, table: str) -> int | None:
+    columns = [row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")]
+    if table == "projection_positions":  # a projector's applied head: the next entry is bad
+        pick = "min(position) + 1"
+    else:
+        pick = "min(position)" if "position" in columns else "0"
+    differing = (
+        f"SELECT * FROM main.{table} EXCEPT SELECT * FROM temp.{table} "
+        f"UNION ALL SELECT * FROM (SELECT * FROM temp.{table} EXCEPT SELECT * FROM main.{table})"
+    )
+    row = conn.execute(f"SELECT count(*), {pick} FROM ({differing})").fetchone()
+    return None if row[0] == 0 else int(row[1] or 0)
