@@ -154,6 +154,35 @@ def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("subaccount")
+def _subaccount(args: argparse.Namespace) -> int:
+    if args.action == "set" and not args.id:
+        raise InvalidInput("subaccount set needs an id")
+    ledger = open_ledger(args)
+    if args.action == "set":
+        ledger.configure_subaccount(
+            args.tenant,
+            args.id,
+            actor=f"cli:{os.environ.get('USER', 'unknown')}",
+            default_region=args.region,
+            mode=args.mode,
+            unknown=args.unknown,
+        )
+    settings = [s for s in ledger.subaccounts(args.tenant) if args.id in (None, s.subaccount)]
+    for item in settings:
+        emit(
+            {
+                "subaccount": item.subaccount,
+                "default_region": item.default_region,
+                "mode": item.mode,
+                "unknown": item.unknown,
+                "policy": item.policy.name,
+                "position": item.position,
+            }
+        )
+    return 0
+
+
 # -- serve and keys ----------------------------------------------------------------------------
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
@@ -326,6 +355,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("msisdn")
     p.add_argument("--subaccount", help="read bare national digits in this subaccount's region")
     db_options(sub.add_parser("rebuild", help="drop and replay every projection"))
+    p = sub.add_parser("subaccount", help="register or configure a subaccount, or list them")
+    db_options(p)
+    p.add_argument("action", choices=["set", "list"])
+    p.add_argument("id", nargs="?", help="subaccount id (required for set)")
+    p.add_argument("--region", help="default region for bare national numbers, e.g. SG")
+    p.add_argument("--mode", choices=["strict", "standard", "conservative"])
+    p.add_argument("--unknown", choices=["allow", "deny"], help="numbers with no entry")
     _serve_and_keys_parsers(sub)
     for extend in EXTENSIONS:
         extend(sub)

@@ -4,8 +4,8 @@
 verifies (``ledger.verify``), every checkpoint signature was checked against a verifier key, and
 the projections equal a fresh replay of the log; otherwise it exits 1, names the first bad
 position on stderr and lists the problems in the JSON it prints. It never writes to the database
-(it reads one snapshot through a read-only connection, so appends go on meanwhile) and never
-creates a signing key.
+(it reads one snapshot through a read-only connection, so appends go on meanwhile; a schema
+behind this build is refused, not migrated) and never creates a signing key.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from api.settings import Settings
 from api.signing import signer_for
 from ledger.checkpoint import load_or_create_signing_key, parse_verifier_key
 from ledger.entries import b64
+from ledger.errors import InvalidInput, MigrationError
+from ledger.migrate import pending
 from ledger.sqlite_store import BUSY_TIMEOUT_MS
 from ledger.verify import Progress, Report, verify_log
 from projections.ledger import projectors
@@ -97,9 +99,12 @@ def verifier_key_for(args: argparse.Namespace, settings: Settings) -> str | None
 
 
 class _Progress:
-    """Progress lines on stderr: ``verify: <phase> <done>/<total> (<pct>%) [<seconds>]``."""
+    """Progress lines on stderr: ``verify: <phase> <done>/<total> (<pct>%) [<seconds>]``.
 
-    def __init__(self, enabled: bool) -> None:
+    ``enabled=None`` decides on the first report: on for a terminal or a long run.
+    """
+
+    def __init__(self, enabled: bool | None) -> None:
         self.enabled = enabled
         self.started = time.monotonic()
 
@@ -111,6 +116,8 @@ class _Progress:
 
     def __call__(self, phase: str, done: int, total: int) -> None:
         """Report every ``PROGRESS_EVERY`` entries and the end of every phase."""
+        if self.enabled is None:
+            self.enabled = total >= PROGRESS_EVERY or sys.stderr.isatty()
         if not self.enabled or (done != total and (phase != "entries" or done % PROGRESS_EVERY)):
             return
         pct = 100 * done // total if total else 100
@@ -136,8 +143,23 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
-    conn.execute(f"PRAGMA temp.cache_size = -{_CACHE_KIB}")  # the projection shadows
     return conn
+
+
+def _not_a_ledger(path: Path, exc: Exception) -> InvalidInput:
+    return InvalidInput(f"{path} is not a consent-ledger database ({exc})")
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file that is not a ledger database (``sqlite3.DatabaseError``), or one whose
+    schema is behind this build (``verify`` reads only; migrating is ``init``'s job)."""
+    conn.execute(f"PRAGMA temp.cache_size = -{_CACHE_KIB}")  # the projection shadows
+    todo = pending(conn)
+    if todo:
+        raise MigrationError(
+            f"{path} needs {len(todo)} schema migration(s) ({todo[0].name} first); "
+            "run `consent-ledger init --db` on it, then verify"
+        )
 
 
 def verify_database(
@@ -150,8 +172,15 @@ def verify_database(
     the entries are checked, into TEMP shadows (``projections.shadow``), so each entry is read
     and decoded once.
     """
-    conn = open_readonly(path)
     try:
+        conn = open_readonly(path)
+    except sqlite3.DatabaseError as exc:
+        raise _not_a_ledger(path, exc) from None
+    try:
+        try:
+            _check_schema(conn, path)
+        except sqlite3.DatabaseError as exc:
+            raise _not_a_ledger(path, exc) from None
         shadow = ShadowReplay(conn, projectors())
         with _no_gc():
             conn.execute("BEGIN")
@@ -188,7 +217,7 @@ def _summary(report: Report, differences: dict[str, int], verifier: str | None,
 
 
 def _first_bad(report: Report, differences: dict[str, int]) -> int | None:
-    named = [p.position for p in report.problems] + [p for p in differences.values() if p > 0]
+    named = [p for p in [report.first_bad_position, *differences.values()] if p]
     return min(named, default=None)
 
 
@@ -212,16 +241,11 @@ def _failure(report: Report, differences: dict[str, int]) -> str:
 @command("verify")
 def _verify(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    ledger = open_ledger(args)  # creates or migrates the schema; kept open for the WAL files
-    try:
-        verifier = verifier_key_for(args, settings)
-        head = ledger.head()
-        show = args.progress if args.progress is not None else head >= PROGRESS_EVERY
-        progress = _Progress(show or (args.progress is None and sys.stderr.isatty()))
-        progress.say(f"{head:,} entries to check")
-        report, differences = verify_database(settings.db, verifier, progress)
-    finally:
-        ledger.close()
+    if not settings.db.is_file():
+        raise InvalidInput(f"there is no database at {settings.db}")
+    verifier = verifier_key_for(args, settings)
+    progress = _Progress(args.progress)
+    report, differences = verify_database(settings.db, verifier, progress)
     result = _summary(report, differences, verifier, time.monotonic() - progress.started)
     progress.say("done" if result["ok"] else "FAILED")
     emit(result)

@@ -8,7 +8,11 @@ The mix: a few subaccounts configured first, then opt-outs (~60 %, some STOPALL 
 opt-ins (~25 %) and HELP (~15 %) for ``--numbers`` distinct numbers, each with 8x8-style
 evidence. Prints one JSON document with the timings. Keep big databases under /tmp.
 
-    python bench/load.py /tmp/ledger-1m.db --entries 1000000
+With ``--measure`` it then times ``consent-ledger verify`` on the database (a subprocess, wall
+clock) and inclusion/consistency proofs at its full size (in-process, from the stored tree);
+on an existing database ``--measure`` skips the loading.
+
+    python bench/load.py /tmp/ledger-1m.db --entries 1000000 --measure
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
+import subprocess
 import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ledger import merkle, tree
 from ledger.entries import Evidence
 from ledger.events import ConsentGranted, ConsentRevoked, Event, HelpRequested
+from ledger.sqlite_store import connect
 from ledger.store import Draft
 from ledger.timefmt import format_time
 from projections.ledger import ConsentLedger
@@ -138,6 +146,47 @@ def load(path: Path, entries: int, numbers: int, batch: int, seed: int) -> dict[
     }
 
 
+def measure(path: Path, samples: int = 1000) -> dict[str, object]:
+    """Time ``consent-ledger verify`` and proofs at the database's full size."""
+    cli = Path(sys.executable).with_name("consent-ledger")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(cli), "verify", "--db", str(path), "--no-progress"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    verify_seconds = time.perf_counter() - started
+    report = json.loads(done.stdout)
+    conn = connect(path, readonly=True)
+    try:
+        size = tree.tree_size(conn)
+        root = tree.root(conn, size)
+        rng = random.Random(7)
+        inclusion, consistency = [], []
+        for _ in range(samples):
+            position = rng.randint(1, size)
+            t0 = time.perf_counter()
+            proof = tree.inclusion_proof(conn, position, size)
+            inclusion.append(time.perf_counter() - t0)
+            leaf = conn.execute("SELECT leaf_hash FROM log WHERE position = ?", (position,))
+            assert merkle.verify_inclusion(position - 1, size, leaf.fetchone()[0], proof, root)
+            t0 = time.perf_counter()
+            tree.consistency_proof(conn, rng.randint(1, size), size)
+            consistency.append(time.perf_counter() - t0)
+    finally:
+        conn.close()
+    return {
+        "verify_seconds": round(verify_seconds, 1),
+        "verify_exit": done.returncode,
+        "verify_ok": report["ok"],
+        "tree_size": size,
+        "inclusion_proof_ms_median": round(statistics.median(inclusion) * 1000, 3),
+        "inclusion_proof_ms_max": round(max(inclusion) * 1000, 3),
+        "consistency_proof_ms_median": round(statistics.median(consistency) * 1000, 3),
+    }
+
+
 def main() -> int:
     """Parse arguments, load, print the timings."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -146,10 +195,16 @@ def main() -> int:
     parser.add_argument("--numbers", type=int, default=200_000, help="distinct msisdns")
     parser.add_argument("--batch", type=int, default=5_000, help="drafts per append call")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--measure", action="store_true", help="then time verify and proofs")
     args = parser.parse_args()
-    if args.db.exists():
+    result: dict[str, object] = {}
+    if not args.db.exists():
+        result["load"] = load(args.db, args.entries, args.numbers, args.batch, args.seed)
+    elif not args.measure:
         parser.error(f"{args.db} exists; the loader only fills a new database")
-    print(json.dumps(load(args.db, args.entries, args.numbers, args.batch, args.seed)))
+    if args.measure:
+        result["measure"] = measure(args.db)
+    print(json.dumps(result))
     return 0
 
 

@@ -10,9 +10,16 @@ its signed note, that covers entries the log no longer has, whose root differs f
 recomputed tree, or that is not consistent with its predecessor. The stored tree is never
 trusted: roots and consistency proofs for checkpoints come from the recomputed tree.
 
-Every problem names a log position: the entry's for entry and evidence problems; for a tree node,
-the entry whose hash first makes it differ (a node wrong only because a node below it is wrong is
-not reported again); for a checkpoint, its tree size. ``first_bad_position`` is the earliest.
+Every problem names a log position: the entry's for entry and evidence problems; for a stored
+tree node that is missing or differs, the first position it covers (a node that differs only
+because a node below it does is not reported again, so an edited leaf is named by its own
+position); for a node beyond the log, the first missing position; for a checkpoint, its tree
+size (the message names the range of entries it vouches for since the previous one).
+``first_bad_position`` is the earliest.
+
+Cost: one pass over the entries (each decoded once; ``each_batch`` lets a caller reuse them),
+then one pass per tree level comparing whole levels at once; memory holds the recomputed tree
+(64 bytes per entry).
 """
 
 from __future__ import annotations
@@ -73,23 +80,23 @@ class Report(msgspec.Struct, kw_only=True):
     """Whether checkpoint signatures were checked (a verifier key was given)."""
     problem_count: int = 0
     problems: list[Problem] = msgspec.field(default_factory=list)
+    first_bad_position: int | None = None
+    """The earliest position named by any problem (kept even past ``MAX_PROBLEMS``)."""
 
     @property
     def ok(self) -> bool:
         """True when nothing failed."""
         return self.problem_count == 0
 
-    @property
-    def first_bad_position(self) -> int | None:
-        """The earliest position named by a problem."""
-        return min((p.position for p in self.problems), default=None)
-
     def add(self, position: int, what: str) -> None:
-        """Record a problem (the first ``MAX_PROBLEMS`` are kept, plus the earliest position)."""
+        """Record a problem (the first ``MAX_PROBLEMS``, and always the earliest one)."""
         self.problem_count += 1
+        earliest = self.first_bad_position is None or position < self.first_bad_position
+        if earliest:
+            self.first_bad_position = position
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(Problem(position, what))
-        elif position < min(p.position for p in self.problems):
+        elif earliest:
             self.problems[-1] = Problem(position, what)
 
 
@@ -366,6 +373,8 @@ def _check_checkpoints(
     rows = conn.execute("SELECT size, root, note FROM checkpoints ORDER BY size").fetchall()
     for size, stored_root, note in rows:
         report.checkpoints += 1
+        if progress:
+            progress("checkpoints", report.checkpoints, len(rows))
         root = bytes(stored_root)
         where = max(size, 1)
         if verifier_key is not None and not _signed(report, where, size, root, note, verifier_key):
@@ -385,8 +394,6 @@ def _check_checkpoints(
                 report.add(where, f"checkpoint {size} is not consistent with checkpoint "
                            f"{previous[0]}")  # fmt: skip
         previous = (size, root)
-        if progress:
-            progress("checkpoints", report.checkpoints, len(rows))
 
 
 def _signed(

@@ -82,13 +82,13 @@ def _create_shadow(conn: sqlite3.Connection, table: str) -> None:
 
 def _first_difference(conn: sqlite3.Connection, table: str) -> int | None:
     columns = [row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")]
+    live, shadow = f"SELECT * FROM main.{table}", f"SELECT * FROM temp.{table}"
     if table == "projection_positions":  # a projector's applied head: the next entry is bad
         pick = "min(position) + 1"
+        # "applied up to 0" (after a reset) and "never applied" (a fresh database) are the same
+        live, shadow = f"{live} WHERE position > 0", f"{shadow} WHERE position > 0"
     else:
         pick = "min(position)" if "position" in columns else "0"
-    differing = (
-        f"SELECT * FROM main.{table} EXCEPT SELECT * FROM temp.{table} "
-        f"UNION ALL SELECT * FROM (SELECT * FROM temp.{table} EXCEPT SELECT * FROM main.{table})"
-    )
+    differing = f"{live} EXCEPT {shadow} UNION ALL SELECT * FROM ({shadow} EXCEPT {live})"
     row = conn.execute(f"SELECT count(*), {pick} FROM ({differing})").fetchone()
     return None if row[0] == 0 else int(row[1] or 0)

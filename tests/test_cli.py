@@ -341,3 +341,28 @@ def test_console_script(tmp_path: Path) -> None:
     assert failed.returncode != 0
     assert failed.stdout == ""
     assert len(failed.stderr.splitlines()) == 1, failed.stderr
+
+
+def test_subaccount_set_registers_and_configures_then_lists(run: Run) -> None:
+    made = run.json("subaccount", "set", "SHOP", "--region", "sg", "--unknown", "deny")
+    assert made["default_region"] == "SG"
+    assert made["unknown"] == "deny"
+    assert made["policy"] == "SHOP@1"
+    again = run.json("subaccount", "set", "SHOP", "--mode", "strict")
+    assert again["policy"] == "SHOP@2"
+    assert again["unknown"] == "deny"  # unchanged fields keep their value
+    code, out, _ = run("subaccount", "list")
+    assert code == 0
+    assert [json.loads(line)["subaccount"] for line in out.splitlines()] == ["SHOP"]
+    decision = run.json("check", "8196 8289", "--subaccount", "SHOP")
+    assert decision["msisdn"] == "+6581968289"
+    assert decision["allowed"] is False  # unknown: deny
+
+
+def test_subaccount_set_refuses_a_bad_region_and_changes_nothing(run: Run) -> None:
+    run.json("init")
+    code, out, err = run("subaccount", "set", "SHOP", "--region", "XX")
+    assert code != 0
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert run.head() == 0

@@ -22,6 +22,7 @@ from ledger.checkpoint import Checkpoint, Signer, checkpoint_body, load_or_creat
 from ledger.entries import Evidence
 from ledger.events import ConsentGranted, ConsentRevoked, HelpRequested
 from ledger.store import Draft
+from ledger.verify import MAX_PROBLEMS, Report
 from projections.ledger import ConsentLedger
 
 ORIGIN = "consent-ledger"
@@ -370,3 +371,45 @@ def test_verify_never_writes(capsys: pytest.CaptureFixture[str], db: Db) -> None
     code, _, _ = verify(capsys, db)
     assert code == 0
     assert _file_state(db.path) == before
+
+
+def test_a_report_keeps_the_earliest_problem_past_its_limit() -> None:
+    report = Report()
+    for position in range(MAX_PROBLEMS + 500, 0, -1):
+        report.add(position, "bad")
+    assert report.problem_count == MAX_PROBLEMS + 500
+    assert len(report.problems) == MAX_PROBLEMS
+    assert report.first_bad_position == 1
+    assert min(p.position for p in report.problems) == 1
+
+
+def test_verify_refuses_what_is_not_a_ledger_database(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.db"
+    assert main(["verify", "--db", str(missing)]) == 1
+    assert "there is no database" in capsys.readouterr().err
+    assert not missing.exists()  # verify never creates one
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not SQLite" * 100)
+    assert main(["verify", "--db", str(junk)]) == 1
+    assert "not a consent-ledger database" in capsys.readouterr().err
+
+
+def test_an_empty_ledger_verifies(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    ConsentLedger(path).close()
+    capsys.readouterr()
+    assert main(["verify", "--db", str(path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["ok"], report["entries"], report["checkpoints"]) == (True, 0, 0)
+
+
+def test_a_schema_behind_this_build_is_refused_not_migrated(
+    capsys: pytest.CaptureFixture[str], db: Db
+) -> None:
+    db.sql("DELETE FROM schema_migrations WHERE name = '0004_tree.sql'")
+    capsys.readouterr()
+    assert main(["verify", "--db", str(db.path)]) == 1
+    assert "needs 1 schema migration(s) (0004_tree.sql first)" in capsys.readouterr().err
+    assert db.value("SELECT count(*) FROM schema_migrations WHERE name = '0004_tree.sql'") == 0
