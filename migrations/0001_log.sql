@@ -5,7 +5,7 @@ CREATE TABLE log (
     position     INTEGER PRIMARY KEY,
     tenant       TEXT    NOT NULL,
     key          TEXT    NOT NULL,
-    event_id     TEXT    NOT NULL UNIQUE,
+    event_id     TEXT    NOT NULL,
     type         TEXT    NOT NULL,
     subaccount   TEXT,
     msisdn       TEXT,
