@@ -68,8 +68,14 @@ class KeyAuthMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=principal.key_id)
 
 
-def scope_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Refuse (403) a key without the route's scope, or of the wrong kind for the route."""
+async def scope_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Refuse (403) a key without the route's scope, or of the wrong kind for the route.
+
+    A coroutine on purpose: Litestar runs a synchronous guard in a worker thread, a thread hop
+    per request for a check that only reads the request's principal.
+    """
     principal: Principal | None = connection.scope.get("user")
     if principal is None:  # a public route: the auth middleware let it through unauthenticated
         return

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
+from copy import copy
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+import msgspec
 import structlog
+from litestar.config.app import AppConfig
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
     ProblemDetailsPlugin,
 )
 
+from api.auth import PUBLIC_PATHS
 from ledger.errors import (
     Conflict,
     InvalidInput,
@@ -25,6 +34,7 @@ from ledger.errors import (
 
 _log = structlog.get_logger("consent_ledger.errors")
 PROBLEM_BASE = "https://consent-ledger.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 def problem(
@@ -80,7 +90,16 @@ def from_http(exc: HTTPException) -> ProblemDetailsException:
 
 
 def from_unexpected(exc: Exception) -> ProblemDetailsException:
-    """Any other exception: logged with its traceback, answered as a 500 problem (no details)."""
+    """Any other exception: logged with its traceback, answered as a 500 problem (no details).
+
+    Two come from input that no check upstream caught, and are the client's to fix: JSON
+    nested too deeply to decode (400) and an integer beyond what SQLite stores (422)."""
+    if isinstance(exc, RecursionError) and "deserializing" in str(exc):
+        return problem(400, "the request body is nested too deeply", kind="nested-too-deeply")
+    if isinstance(exc, OverflowError) and "SQLite INTEGER" in str(exc):
+        return problem(
+            422, "a number in the request is out of range (at most 2^63 − 1)", kind="invalid-input"
+        )
     _log.error("unhandled_exception", exc_info=exc)
     return problem(500, "internal error; the request id names it in our logs", kind="internal")
 
@@ -92,12 +111,92 @@ def from_unicode(exc: UnicodeDecodeError) -> ProblemDetailsException:
     )
 
 
+class Problem(msgspec.Struct, kw_only=True):
+    """An RFC 9457 problem details document, as every error is answered."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+    """What failed validation (400 for a body or parameter that is not the schema)."""
+
+
+_ALWAYS = (401, 403, 503)  # no key or a bad one; the key may not use this route; store outage
+_READS = (400, 404, 422)
+_WRITES = (409, 413)
+_PUBLIC = {"/readyz": (503,)}
+
+
+def problem_statuses(handler: HTTPRouteHandler) -> tuple[int, ...]:
+    """The problem statuses ``handler`` may answer: those in its ``opt["problems"]`` if given;
+    else every authenticated route may refuse the key, be unavailable, or refuse input, and
+    routes that write may also conflict or be too large."""
+    if "problems" in handler.opt:  # the route names its own
+        return tuple(handler.opt["problems"])
+    paths = sorted(handler.paths)
+    if all(any(re.match(public, path) for public in PUBLIC_PATHS) for path in paths):
+        return tuple(sorted({s for path in paths for s in _PUBLIC.get(path, ())}))
+    writes = bool(handler.http_methods & {"POST", "PUT", "PATCH", "DELETE"})
+    return _ALWAYS + _READS + (_WRITES if writes else ())
+
+
+def documented(handler: HTTPRouteHandler) -> HTTPRouteHandler:
+    """A copy of ``handler`` whose OpenAPI responses also list its problem statuses as
+    ``application/problem+json`` (responses the handler declares itself are kept)."""
+    specs: dict[int, ResponseSpec] = {
+        status: ResponseSpec(
+            Problem,
+            description=f"{HTTPStatus(status).phrase} (RFC 9457 problem details)",
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+        )
+        for status in problem_statuses(handler)
+    }
+    out = copy(handler)
+    out.responses = {**specs, **(handler.responses or {})}
+    if "media_types" in handler.opt:
+        out.operation_class = _also_as(handler.operation_class, handler.opt["media_types"])
+    return out
+
+
+def _also_as(base: type[Operation], media_types: Mapping[int, Sequence[str]]) -> type[Operation]:
+    """``base`` whose responses also name ``media_types`` (status -> alternative media types of
+    that response, e.g. ``{200: ("text/csv",)}`` for a route with ``format=csv``)."""
+
+    @dataclass
+    class _Operation(base):  # type: ignore[valid-type,misc]
+        def __post_init__(self) -> None:
+            getattr(super(), "__post_init__", lambda: None)()
+            for status, types in media_types.items():
+                response = (self.responses or {}).get(str(status))
+                if isinstance(response, OpenAPIResponse):
+                    response.content = response.content or {}
+                    for media_type in types:
+                        response.content.setdefault(
+                            media_type, OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+                        )
+
+    return _Operation
+
+
+class _Plugin(ProblemDetailsPlugin):
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config = super().on_app_init(app_config)
+        app_config.route_handlers = [
+            documented(h) if isinstance(h, HTTPRouteHandler) else h
+            for h in app_config.route_handlers
+        ]
+        return app_config
+
+
 def plugin() -> ProblemDetailsPlugin:
-    """The problem-details plugin with our mappings installed."""
+    """The problem-details plugin with our mappings installed; it also documents every route's
+    problem responses in the OpenAPI schema."""
     mapping: dict[type[Exception], Callable[[Any], ProblemDetailsException]] = {
         LedgerError: from_domain,
         HTTPException: from_http,
         UnicodeDecodeError: from_unicode,
         Exception: from_unexpected,
     }
-    return ProblemDetailsPlugin(ProblemDetailsConfig(exception_to_problem_detail_map=mapping))
+    return _Plugin(ProblemDetailsConfig(exception_to_problem_detail_map=mapping))

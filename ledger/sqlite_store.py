@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +37,9 @@ from ledger.store import Appended, Draft, StoredEntry
 from ledger.timefmt import format_time, utc_now
 
 BUSY_TIMEOUT_MS = 30_000
+_NOTHING_WRITTEN = "the write failed and nothing was written"
+MAX_POSITION = 2**63 - 1
+"""The largest position SQLite can store."""
 
 
 class Committed:
@@ -243,10 +246,10 @@ class SqliteLogStore:
             self._begin()
             try:
                 yield self._wconn
+                self._wconn.execute("COMMIT")
             except BaseException:
-                self._wconn.execute("ROLLBACK")
+                self._abandon()
                 raise
-            self._wconn.execute("COMMIT")
 
     @contextmanager
     def trial_transaction(self) -> Iterator[sqlite3.Connection]:
@@ -256,6 +259,13 @@ class SqliteLogStore:
             try:
                 yield self._wconn
             finally:
+                self._abandon()
+
+    def _abandon(self) -> None:
+        """Roll back the writer's transaction, if SQLite has not already done so (it rolls a
+        whole transaction back by itself on some errors: disk full, I/O error, interrupt)."""
+        if self._wconn.in_transaction:
+            with suppress(sqlite3.Error):
                 self._wconn.execute("ROLLBACK")
 
     def _begin(self) -> None:
@@ -265,33 +275,44 @@ class SqliteLogStore:
             raise StoreUnavailable(f"cannot start a write: {exc}") from exc
 
     def _commit_group(self, group: list[_Ticket]) -> None:
+        """Write ``group`` in one transaction, a savepoint per ticket; mark every ticket done.
+
+        A ticket that fails alone (a domain error, a full database refusing one statement) is
+        rolled back to its savepoint and the others go on; if the whole transaction is lost
+        (SQLite rolled it back, or COMMIT failed) every ticket fails and nothing was written.
+        """
         try:
             self._begin()
         except StoreUnavailable as exc:
             self._finish(group, exc)
             return
+        try:
+            self._write_tickets(group)
+            self._wconn.execute("COMMIT")
+        except Exception as exc:
+            self._abandon()
+            lost = isinstance(exc, sqlite3.Error)
+            self._finish(group, StoreUnavailable(f"{_NOTHING_WRITTEN}: {exc}") if lost else exc)
+            return
+        self._finish(group, None)
+
+    def _write_tickets(self, group: list[_Ticket]) -> None:
         conn = self._wconn
         cursor = self._cursor(conn)
         for ticket in group:
             conn.execute("SAVEPOINT ticket")
+            mark = (cursor.head, cursor.last_recorded, len(cursor.items))
             try:
-                mark = (cursor.head, cursor.last_recorded, len(cursor.items))
                 ticket.results = self._append_drafts(conn, ticket.drafts, cursor)
                 conn.execute("RELEASE ticket")
             except Exception as exc:
+                if not conn.in_transaction:
+                    raise  # the whole transaction is gone: every ticket fails
                 conn.execute("ROLLBACK TO ticket")
                 conn.execute("RELEASE ticket")
                 cursor.head, cursor.last_recorded = mark[0], mark[1]
                 del cursor.items[mark[2] :]
                 ticket.results, ticket.error = None, _domain_error(exc)
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._finish(group, StoreUnavailable(f"the write could not be committed: {exc}"))
-            return
-        self._finish(group, None)
 
     @staticmethod
     def _finish(group: list[_Ticket], error: BaseException | None) -> None:
@@ -385,7 +406,9 @@ class SqliteLogStore:
 
 
 def _check_retraction(conn: sqlite3.Connection, tenant: str, target: int) -> None:
-    row = conn.execute("SELECT tenant, type FROM log WHERE position = ?", (target,)).fetchone()
+    row = None
+    if 0 < target <= MAX_POSITION:
+        row = conn.execute("SELECT tenant, type FROM log WHERE position = ?", (target,)).fetchone()
     if row is None or row[0] != tenant:
         raise RetractionError(f"there is no entry at position {target} to retract")
     if row[1] not in RETRACTABLE_TYPES:
@@ -403,5 +426,5 @@ def _domain_error(exc: Exception) -> Exception:
     if isinstance(exc, LedgerError):
         return exc
     if isinstance(exc, sqlite3.OperationalError):
-        return StoreUnavailable(f"the write failed and nothing was written: {exc}")
+        return StoreUnavailable(f"{_NOTHING_WRITTEN}: {exc}")
     return exc

@@ -259,7 +259,7 @@ _TRAIL_EXAMPLE = {
 
 @get(
     "/v1/audit/{subaccount:str}/{msisdn:str}",
-    opt={"scope": "audit"},
+    opt={"scope": "audit", "media_types": {200: ("text/csv",)}},
     sync_to_thread=True,
     tags=TAGS,
     summary="The audit trail of a number for a subaccount",

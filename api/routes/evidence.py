@@ -215,7 +215,7 @@ def _signer(services: Services) -> Signer:
 
 @get(
     "/v1/evidence/{subaccount:str}/{msisdn:str}",
-    opt={"scope": "audit"},
+    opt={"scope": "audit", "media_types": {200: ("text/html",)}},
     sync_to_thread=True,
     tags=TAGS,
     summary="An offline-verifiable evidence bundle for a number and subaccount",

@@ -42,6 +42,9 @@ MAX_FIELD_CHARS = 256
 """Longest actor, purpose or notice version accepted, in characters."""
 
 _EXPECTED_TYPE = {"opt_out": "consent.revoked", "opt_in": "consent.granted"}
+MAX_ID = 2**63 - 1
+"""The largest id SQLite stores."""
+NESTED_TOO_DEEPLY = "the body is not valid JSON: it is nested too deeply"
 
 
 # -- schemas -----------------------------------------------------------------------------------
@@ -270,6 +273,8 @@ def _webhook(
         message = payloads.read_webhook(raw)
     except Unreadable as exc:
         return _quarantined(services, tenant, str(exc), raw, received)
+    except RecursionError:  # the JSON decoder gives up on very deep nesting
+        return _quarantined(services, tenant, NESTED_TOO_DEEPLY, raw, received)
     if isinstance(message, Ignored):
         metrics.WEBHOOK_OUTCOMES.labels("ignored").inc()
         return WebhookSkipped(outcome="ignored", position=None, reason=message.reason)
@@ -330,7 +335,7 @@ def _quarantined(
 
 @post(
     "/v1/webhooks/8x8",
-    opt={"scope": "ingest"},
+    opt={"scope": "ingest", "problems": (401, 403, 413, 503)},
     tags=["intake"],
     status_code=200,
     summary="Receive an 8x8 inbound-SMS or Messaging Apps webhook",
@@ -591,7 +596,9 @@ def list_quarantine(
     request: Request[Principal, Any, Any],
     services: NamedDependency[Services],
     limit: Annotated[int, QueryParameter(ge=1, le=1000, description="Items per page")] = 100,
-    after_id: Annotated[int, QueryParameter(ge=0, description="Only items after this id")] = 0,
+    after_id: Annotated[
+        int, QueryParameter(ge=0, le=MAX_ID, description="Only items after this id")
+    ] = 0,
 ) -> QuarantineList:
     """One page of the tenant's quarantine."""
     items = quarantine.listed(

@@ -52,6 +52,7 @@ def readyz(services: NamedDependency[Services]) -> dict[str, str | int]:
 @get(
     "/metrics",
     exclude_from_auth=True,
+    media_type=MediaType.TEXT,
     tags=["operations"],
     sync_to_thread=True,
     summary="Prometheus metrics",

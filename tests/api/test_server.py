@@ -6,19 +6,13 @@ over loopback with httpx, the way the README walkthrough does.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
-import re
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -34,10 +28,9 @@ from api.keys import SCOPES, list_keys
 from api.settings import Settings
 from ledger.sqlite_store import connect
 
+from ..server_util import KEY_LINE, Server, start_server, stop_server
 from .conftest import basic, bearer, fixture_body
 
-CLI = Path(sys.executable).with_name("consent-ledger")
-KEY_LINE = re.compile(r"^\s+(cl_[a-z0-9]{12}_[A-Za-z0-9_-]{20,128})\s*$", re.MULTILINE)
 NUMBER = "%2B6581968289"
 
 
@@ -112,101 +105,6 @@ def test_a_metrics_directory_set_by_the_operator_is_kept(
 
 
 # -- the real server (slow) -------------------------------------------------------------------
-@dataclass
-class Server:
-    """A running ``consent-ledger serve`` subprocess (leader of its own process group)."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    key: str | None
-    stderr: Path
-
-    def log(self) -> str:
-        """Everything the server wrote on stderr so far."""
-        return self.stderr.read_text()
-
-    def workers(self) -> list[int]:
-        """The worker processes' pids (Linux /proc)."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        pids = [int(p) for p in children.read_text().split()] if children.exists() else []
-        return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
-
-    def metrics_dir(self) -> Path:
-        """The directory where the workers share their counters."""
-        for pid in self.workers():
-            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            for item in env:
-                if item.startswith(serve.MULTIPROC_ENV.encode() + b"="):
-                    return Path(item.split(b"=", 1)[1].decode())
-        raise AssertionError("no worker has a metrics directory")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(directory: Path, workers: int = 2) -> Server:
-    """Start the server on a fresh database and wait until every worker has started."""
-    directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CONSENT_LEDGER_", serve.MULTIPROC_ENV))
-    }
-    stderr = directory / "server.stderr"
-    process = subprocess.Popen(
-        [
-            str(CLI),
-            "serve",
-            "--db",
-            str(directory / "ledger.db"),
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-format",
-            "json",
-            "--checkpoint-interval",
-            "0",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr.open("wb"),
-        env=env,
-        start_new_session=True,
-    )
-    server = Server(process, f"http://127.0.0.1:{port}", None, stderr)
-    deadline = time.monotonic() + 60
-    while server.log().count("Application startup complete") < workers:
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_server(server)
-            pytest.fail(f"the server did not start:\n{server.log()}")
-        time.sleep(0.05)
-    assert httpx.get(server.url + "/readyz", timeout=5).status_code == 200
-    found = KEY_LINE.findall(server.log())
-    server.key = found[0] if found else None
-    return server
-
-
-def stop_server(server: Server, sig: int = signal.SIGTERM) -> int | None:
-    """Stop the server with ``sig``; kill whatever is left of its process group."""
-    code = None
-    try:
-        if server.process.poll() is None:
-            server.process.send_signal(sig)
-        code = server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait()
-    return code
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(tmp_path_factory.mktemp("server"))
@@ -322,9 +220,15 @@ def test_metrics_add_up_every_workers_requests(server: Server) -> None:
 @pytest.mark.slow
 def test_the_log_stream_is_json_lines(server: Server) -> None:
     httpx.get(server.url + "/healthz", headers={"X-Request-ID": "trace-me-0001"})
-    lines = json_lines_after_the_key_frame(server.log())
+    deadline = time.monotonic() + 5  # the line is written once the response has been sent
+    while True:
+        lines = json_lines_after_the_key_frame(server.log())
+        mine = [line for line in lines if line.get("request_id") == "trace-me-0001"]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert any(line.get("logger") == "uvicorn.error" for line in lines)
-    [mine] = [line for line in lines if line.get("request_id") == "trace-me-0001"]
+    [mine] = mine
     assert (mine["route"], mine["status"]) == ("/healthz", 200)
 
 
