@@ -24,6 +24,7 @@ from api.auth import tenant_of
 from api.keys import Principal
 from api.problems import problem
 from api.state import Services
+from ledger.errors import NotFound
 from ledger.events import ReviewAction, SubaccountConfigured, Unknown
 from ledger.keywords import KeywordChanges, Mode
 from ledger.store import Appended
@@ -488,6 +489,8 @@ def resolve_review(
     """Append the resolution of one open review item."""
     principal = request.user
     tenant = tenant_of(principal)
+    if not 1 <= position < 2**63:  # beyond any log position: no such item
+        raise NotFound(f"there is no open review item at position {position}")
     try:
         done = resolve(
             services.ledger,
