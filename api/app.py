@@ -7,7 +7,9 @@ runs in worker threads, off the event loop.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
@@ -65,6 +67,8 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        readers = ThreadPoolExecutor(settings.reader_threads, "consent-ledger-reader")
+        asyncio.get_running_loop().set_default_executor(readers)  # where sync handlers run
         settings.db.parent.mkdir(parents=True, exist_ok=True)
         ledger = ConsentLedger(settings.db)
         app.state.services = services = Services(settings=settings, ledger=ledger)

@@ -197,6 +197,7 @@ def _serve(args: argparse.Namespace) -> int:
         "origin": args.origin,
         "checkpoint_interval": args.checkpoint_interval,
         "log_format": args.log_format,
+        "reader_threads": args.reader_threads,
     }
     env = dict(os.environ)
     env.update({ENV_PREFIX + k.upper(): str(v) for k, v in given.items() if v is not None})
@@ -277,6 +278,11 @@ def _serve_and_keys_parsers(sub: argparse._SubParsersAction[argparse.ArgumentPar
         type=_positive,
         default=1,
         help="worker processes sharing the database (default 1)",
+    )
+    p.add_argument(
+        "--reader-threads",
+        type=_positive,
+        help="threads per worker for database reads (default 2)",
     )
     p.add_argument("--origin", help="checkpoint origin line (default consent-ledger)")
     p.add_argument(

@@ -32,6 +32,7 @@ MAX_ID_CHARS = 128
 
 _CHANNEL = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
 _CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -61,6 +62,8 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
 
 def has_control(text: str) -> bool:
     """Whether ``text`` holds control, format or line/paragraph-separator characters (NUL …)."""
+    if text.isascii():  # the only such ASCII characters are the C0 controls and DEL
+        return _ASCII_CONTROL.search(text) is not None
     return any(unicodedata.category(ch) in _CONTROL_CATEGORIES for ch in text)
 
 

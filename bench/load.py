@@ -1,18 +1,21 @@
-"""Bulk loader: fill a database with N real entries fast, for measuring ``verify`` and proofs.
+"""Bulk loader: fill a database with N real entries fast, for the benchmark, ``verify`` and proofs.
 
 Not over HTTP: drafts are generated here and appended through the ledger's own store
 (``SqliteLogStore.append`` with every projector), ``--batch`` drafts per call, so the entries,
 their evidence, the Merkle tree nodes and the projections are exactly what live intake writes.
 
 The mix: a few subaccounts configured first, then opt-outs (~60 %, some STOPALL tenant-wide),
-opt-ins (~25 %) and HELP (~15 %) for ``--numbers`` distinct numbers, each with 8x8-style
-evidence. Prints one JSON document with the timings. Keep big databases under /tmp.
+opt-ins (~25 %) and HELP (~15 %), each with 8x8-style evidence. Entry ``i`` is about number
+``number(i % numbers)``, so a log of at least ``--numbers`` entries has exactly ``--numbers``
+distinct numbers on file. ``AUDIT_NUMBER`` gets ``--audit-entries`` entries (STOP and START on
+ACME_MKT) spread evenly through the log. Prints one JSON document with the timings. Keep big
+databases under /tmp.
 
 With ``--measure`` it then times ``consent-ledger verify`` on the database (a subprocess, wall
 clock) and inclusion/consistency proofs at its full size (in-process, from the stored tree);
 on an existing database ``--measure`` skips the loading.
 
-    python bench/load.py /tmp/ledger-1m.db --entries 1000000 --measure
+    python bench/load.py /tmp/ledger-1m.db --entries 1000000 --numbers 1000000 --measure
 """
 
 from __future__ import annotations
@@ -33,12 +36,21 @@ from ledger.entries import Evidence
 from ledger.events import ConsentGranted, ConsentRevoked, Event, HelpRequested
 from ledger.sqlite_store import connect
 from ledger.store import Draft
-from ledger.timefmt import format_time
 from projections.ledger import ConsentLedger
 
 TENANT = "default"
 SUBACCOUNTS = ("ACME_MKT", "ACME_ALERTS", "ACME_PROMO", "ACME_NEWS")
 START = datetime(2025, 1, 1, tzinfo=UTC)
+AUDIT_NUMBER = "+6581234567"
+"""The number whose audit trail the benchmark reads (``--audit-entries`` entries on ACME_MKT)."""
+_SPAN = 9_000_000  # numbers are +659 followed by 7 digits, +6590000000 .. +6598999999
+_KINDS = ("stop",) * 55 + ("stopall",) * 5 + ("start",) * 25 + ("help",) * 15
+
+
+def number(index: int) -> str:
+    """The ``index``-th number on file: distinct for distinct ``index`` below 9,000,000, and
+    always a valid Singapore mobile number."""
+    return f"+659{(index * 7919 + 12345) % _SPAN:07d}"
 
 
 def _event(kind: str, sub: str) -> tuple[Event, str]:
@@ -75,17 +87,31 @@ def _body(umid: str, sub: str, msisdn: str, text: str, when: str) -> str:
     )
 
 
-def drafts(count: int, numbers: int, seed: int) -> list[Draft]:
-    """``count`` message drafts for ``numbers`` distinct numbers, in occurred-time order."""
+def drafts(
+    count: int,
+    numbers: int,
+    seed: int,
+    first: int = 0,
+    total: int | None = None,
+    audit_entries: int = 0,
+) -> list[Draft]:
+    """Drafts for entries ``first`` .. ``first + count - 1`` of a log of ``total``, in
+    occurred-time order; entry ``i`` is about ``number(i % numbers)`` unless it is one of the
+    ``audit_entries`` evenly spaced entries about ``AUDIT_NUMBER``."""
     rng = random.Random(seed)
+    total = total or count
+    step = timedelta(days=365) / max(total, 1)
+    every = total // audit_entries if audit_entries else 0
     out = []
-    step = timedelta(days=365) / max(count, 1)
-    kinds = ("stop",) * 55 + ("stopall",) * 5 + ("start",) * 25 + ("help",) * 15
-    for i in range(count):
+    for i in range(first, first + count):
         sub = rng.choice(SUBACCOUNTS)
-        msisdn = f"+6590{rng.randrange(numbers):06d}"
-        event, text = _event(rng.choice(kinds), sub)
-        when = format_time(START + step * i)
+        kind = rng.choice(_KINDS)
+        msisdn = number(i % numbers)
+        if every and i % every == every // 2 and i // every < audit_entries:
+            sub, msisdn = "ACME_MKT", AUDIT_NUMBER
+            kind = "stop" if (i // every) % 2 == 0 else "start"
+        event, text = _event(kind, sub)
+        when = (START + step * i).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         umid = str(uuid.UUID(int=rng.getrandbits(128)))
         evidence = Evidence(
             raw_body=_body(umid, sub, msisdn, text, when),
@@ -109,28 +135,37 @@ def drafts(count: int, numbers: int, seed: int) -> list[Draft]:
     return out
 
 
-def load(path: Path, entries: int, numbers: int, batch: int, seed: int) -> dict[str, float]:
+def load(
+    path: Path,
+    entries: int,
+    numbers: int,
+    batch: int,
+    seed: int,
+    audit_entries: int = 0,
+    quiet: bool = False,
+) -> dict[str, float]:
     """Append ``entries`` entries (configuration first) to ``path``; returns timings."""
     ledger = ConsentLedger(path)
-    # A bigger page cache for the writer only: the random idempotency keys and event ids make
-    # index inserts random, and the default 2 MB cache turns them into disk reads.
-    ledger.store._wconn.execute("PRAGMA cache_size = -262144")
+    # A bigger page cache for the loader's writer only (1 GiB): the random idempotency keys and
+    # numbers make index inserts random, and a small cache turns them into reads.
+    ledger.store._wconn.execute("PRAGMA cache_size = -1048576")
     started = time.perf_counter()
     generating = appending = 0.0
     try:
         for sub in SUBACCOUNTS:
             ledger.configure_subaccount(TENANT, sub, actor="bench", default_region="SG")
-        left, done = entries - len(SUBACCOUNTS), 0
+        total = entries - len(SUBACCOUNTS)
+        left, done = total, 0
         while left > 0:
             n = min(batch, left)
             t0 = time.perf_counter()
-            batch_drafts = drafts(n, numbers, seed + done)
+            batch_drafts = drafts(n, numbers, seed + done, done, total, audit_entries)
             t1 = time.perf_counter()
             ledger.append(batch_drafts)
             t2 = time.perf_counter()
             generating, appending = generating + t1 - t0, appending + t2 - t1
             left, done = left - n, done + n
-            if done % 100_000 < batch:
+            if not quiet and done % 100_000 < batch:
                 rate = done / (time.perf_counter() - started)
                 sys.stderr.write(f"load: {done:,} entries ({rate:,.0f}/s)\n")
         head = ledger.head()
@@ -193,13 +228,16 @@ def main() -> int:
     parser.add_argument("db", type=Path, help="database file (created; must not exist)")
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--numbers", type=int, default=200_000, help="distinct msisdns")
+    parser.add_argument("--audit-entries", type=int, default=50, help="entries of AUDIT_NUMBER")
     parser.add_argument("--batch", type=int, default=5_000, help="drafts per append call")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--measure", action="store_true", help="then time verify and proofs")
     args = parser.parse_args()
     result: dict[str, object] = {}
     if not args.db.exists():
-        result["load"] = load(args.db, args.entries, args.numbers, args.batch, args.seed)
+        result["load"] = load(
+            args.db, args.entries, args.numbers, args.batch, args.seed, args.audit_entries
+        )
     elif not args.measure:
         parser.error(f"{args.db} exists; the loader only fills a new database")
     if args.measure:

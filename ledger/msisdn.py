@@ -12,13 +12,15 @@ Rules:
 * Validity is phonenumbers' ``is_valid_number``; the stored form is its E.164 format, which must
   have the shape ``+`` and 7 to 15 digits, the first not ``0``.
 
-Speed: results are memoised per ``(raw, region)`` (``CACHE_SIZE`` entries), and the international
-reading of a number already in E.164 shape skips ``phonenumbers.parse``: it is checked against
-rules compiled once per country calling code from phonenumbers' own metadata (country code by
-prefix, possible lengths, the number-type patterns), following ``is_valid_number`` step by step.
-Where parsing could rewrite the number (its national-prefix-for-parsing pattern matches), the
-fast path defers to the full parse. The results are identical with or without the fast path;
-``tests/ledger/test_msisdn.py`` checks that against the full parse.
+Speed: results are memoised per ``(raw, region)`` (``CACHE_SIZE`` entries) — except in
+``to_e164_many`` for inputs already in E.164 shape, whose reading is cheaper than the memo — and
+the international reading of a number already in E.164 shape skips ``phonenumbers.parse``: it
+is checked against rules compiled once per country calling code from phonenumbers' own metadata
+(country code by prefix, possible lengths, the number-type patterns), following
+``is_valid_number`` step by step. Where parsing could rewrite the number (its
+national-prefix-for-parsing pattern matches), the fast path defers to the full parse. The results
+are identical with or without the fast path; ``tests/ledger/test_msisdn.py`` checks that against
+the full parse.
 """
 
 from __future__ import annotations
@@ -132,11 +134,13 @@ def to_e164_many(raws: Sequence[str], region: str | None) -> list[str | InvalidN
     a known region, before looking at any number.
     """
     reg = None if region is None else valid_region(region)
-    resolve = _resolve
+    resolve, canonical, fast = _resolve, _CANONICAL.fullmatch, _international_fast
     out: list[str | InvalidNumber] = []
     append = out.append
     for raw in raws:
-        result = resolve(raw, reg)
+        # E.164 input: its reading does not depend on the region (``_read``), and is cheaper
+        # than a memo look-up, so it skips the memo (and does not crowd it out)
+        result = (fast(raw[1:]) or _INVALID_INTERNATIONAL) if canonical(raw) else resolve(raw, reg)
         if isinstance(result, str):
             append(result)
         else:
@@ -301,6 +305,8 @@ class _Rules:
     general: _Desc | None
     types: tuple[_Desc, ...]
     by_length: dict[int, re.Pattern[str] | None] = field(default_factory=dict)
+    """Per length: one pattern that fullmatches exactly when the general description and one of
+    the number types (of that length) match; None when no number of that length is valid."""
 
     @classmethod
     def of(cls, md: PhoneMetadata) -> _Rules:
@@ -321,16 +327,22 @@ class _Rules:
         return cls(_desc(md.general_desc), types)
 
     def has_type(self, nsn: str) -> bool:
-        if self.general is None or not self.general.matches(nsn):
-            return False
         n = len(nsn)
         try:
             combined = self.by_length[n]
         except KeyError:
-            alts = [d.pattern for d in self.types if d.lengths is None or n in d.lengths]
-            combined = re.compile("|".join(f"(?:{a})" for a in alts)) if alts else None
-            self.by_length[n] = combined
+            combined = self.by_length[n] = self._for_length(n)
         return combined is not None and combined.fullmatch(nsn) is not None
+
+    def _for_length(self, n: int) -> re.Pattern[str] | None:
+        general = self.general
+        if general is None or (general.lengths is not None and n not in general.lengths):
+            return None
+        alts = [d.pattern for d in self.types if d.lengths is None or n in d.lengths]
+        if not alts:
+            return None
+        either = "|".join(f"(?:{a})" for a in alts)
+        return re.compile(f"(?=(?:{general.pattern})\\Z)(?:{either})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +374,7 @@ class _Plan:
 
 
 _PLANS: dict[int, _Plan | None] = {}
+_BY_HEAD: dict[str, tuple[int, _Plan | None] | None] = {}  # first 3 digits -> (cc size, plan)
 _RULES: dict[tuple[str, int | None], _Rules] = {}  # by (metadata id, calling code)
 
 
@@ -412,21 +425,35 @@ def _build_plan(cc: int) -> _Plan | None:
     return _Plan(strip, None, tuple(candidates))
 
 
-def _international_fast(digits: str) -> str | None:
-    """Same result as ``_international_full(digits)``, without parsing when that is safe."""
-    if _CANONICAL_DIGITS.fullmatch(digits) is None:
-        return _international_full(digits)
+def _plan_for_head(head: str) -> tuple[int, _Plan | None] | None:
+    """The calling code's length and plan for digits starting with ``head``; None: no such
+    calling code (phonenumbers.parse raises INVALID_COUNTRY_CODE)."""
     known = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
     for size in (1, 2, 3):
-        cc = int(digits[:size])
+        cc = int(head[:size])
         if cc in known:
             break
     else:
-        return None  # parse: INVALID_COUNTRY_CODE
+        return None
     try:
         plan = _PLANS[cc]
     except KeyError:
         plan = _PLANS[cc] = _build_plan(cc)
+    return size, plan
+
+
+def _international_fast(digits: str) -> str | None:
+    """Same result as ``_international_full(digits)``, without parsing when that is safe."""
+    if _CANONICAL_DIGITS.fullmatch(digits) is None:
+        return _international_full(digits)
+    head = digits[:3]  # the calling code is decided by the first three digits
+    try:
+        found = _BY_HEAD[head]
+    except KeyError:
+        found = _BY_HEAD[head] = _plan_for_head(head)
+    if found is None:
+        return None  # parse: INVALID_COUNTRY_CODE
+    size, plan = found
     if plan is None:
         return _international_full(digits)
     nsn = digits[size:]

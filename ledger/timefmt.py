@@ -45,8 +45,8 @@ def format_time(moment: datetime) -> str:
     """Format an aware datetime as RFC 3339 UTC with milliseconds and ``Z`` (truncating)."""
     if moment.tzinfo is None:
         raise InvalidTime("refusing to format a naive datetime")
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="milliseconds") + "Z"  # truncates to milliseconds
 
 
 def normalize_time(text: str) -> str:

@@ -32,10 +32,19 @@ def node_getter(conn: sqlite3.Connection) -> merkle.NodeGetter:
 
 def add_leaves(conn: sqlite3.Connection, stored: Sequence[StoredEntry]) -> None:
     """Write the nodes completed by appending ``stored`` (consecutive, after the current tree)."""
-    get = node_getter(conn)
+    read = node_getter(conn)
+    made: dict[tuple[int, int], bytes] = {}  # nodes completed by earlier leaves of this batch
+
+    def get(level: int, index: int) -> bytes:
+        node = made.get((level, index))
+        return node if node is not None else read(level, index)
+
+    rows: list[tuple[int, int, bytes]] = []
     for entry in stored:
         nodes = merkle.completed_nodes(entry.position - 1, entry.leaf_hash, get)
-        conn.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+        made.update(((level, index), digest) for level, index, digest in nodes)
+        rows += nodes
+    conn.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", rows)
 
 
 def tree_size(conn: sqlite3.Connection) -> int:

@@ -96,7 +96,8 @@ def _targeting(conn: sqlite3.Connection, tenant: str, positions: list[int]) -> l
         return []
     return _stored(
         conn.execute(
-            "SELECT position, entry, leaf_hash FROM log WHERE type IN (?, ?) AND tenant = ? "
+            # +tenant: search by type (rare entries), never every entry of the tenant
+            "SELECT position, entry, leaf_hash FROM log WHERE type IN (?, ?) AND +tenant = ? "
             "AND json_extract(CAST(entry AS TEXT), '$.event.position') IN "
             "(SELECT value FROM json_each(?)) ORDER BY position",
             (*_TARGETING, tenant, msgspec.json.encode(positions).decode()),
@@ -107,10 +108,12 @@ def _targeting(conn: sqlite3.Connection, tenant: str, positions: list[int]) -> l
 def _configuration(conn: sqlite3.Connection, tenant: str, subaccount: str) -> list[StoredEntry]:
     return _stored(
         conn.execute(
-            "SELECT position, entry, leaf_hash FROM log WHERE tenant = ? AND "
-            "((type = 'subaccount.configured' AND subaccount = ?) OR type = 'tenant.configured') "
-            "ORDER BY position",
-            (tenant, subaccount),
+            # two searches by type (rare entries), never a pass over every entry of the tenant
+            "SELECT position, entry, leaf_hash FROM log WHERE type = 'subaccount.configured' "
+            "AND tenant = ? AND subaccount = ? UNION ALL "
+            "SELECT position, entry, leaf_hash FROM log WHERE type = 'tenant.configured' "
+            "AND tenant = ? ORDER BY position",
+            (tenant, subaccount, tenant),
         ).fetchall()
     )
 

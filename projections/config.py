@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from functools import lru_cache
 
 import msgspec
 
@@ -86,9 +87,14 @@ _SETTINGS_COLUMNS = (
 )
 
 
+_NAMES = [c.strip() for c in _SETTINGS_COLUMNS.split(",")]
+
+
+@lru_cache(maxsize=1024)
 def _settings(row: tuple[object, ...]) -> SubaccountSettings:
-    names = [c.strip() for c in _SETTINGS_COLUMNS.split(",")]
-    values = dict(zip(names, row, strict=True))
+    """Settings from a ``subaccount_versions`` row (memoised: a version row never changes, and
+    the settings are immutable)."""
+    values = dict(zip(_NAMES, row, strict=True))
     values["keywords"] = msgspec.json.decode(str(values["keywords"]), type=KeywordChanges)
     return msgspec.convert(values, SubaccountSettings)
 

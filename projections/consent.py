@@ -2,8 +2,9 @@
 
 A fact is one opt-out or opt-in entry: valid from its ``occurred_at``, known from its position
 until the position of the retraction that removed it (if any). Scope ``''`` is tenant-wide.
-Guarantee: the table is a pure function of the log — applying entries live and replaying the
-log into an empty table give the same rows.
+``consent_current`` keeps, per (tenant, msisdn, scope), the fact that is latest (by occurred time,
+ties by position) among those not retracted. Guarantee: both tables are pure functions of the
+log — applying entries live and replaying the log into empty tables give the same rows.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ TENANT_SCOPE = ""
 
 
 class ConsentProjector:
-    """Keeps ``consent_facts`` in step with the log."""
+    """Keeps ``consent_facts`` and ``consent_current`` in step with the log."""
 
     name = "consent"
 
@@ -48,11 +49,7 @@ class ConsentProjector:
                 if facts:
                     _insert(conn, facts)
                     facts = []
-                conn.execute(
-                    "UPDATE consent_facts SET retracted_by = ? "
-                    "WHERE position = ? AND retracted_by IS NULL",
-                    (entry.position, event.position),
-                )
+                _retract(conn, event.position, entry.position)
         if facts:
             _insert(conn, facts)
         set_position(conn, self.name, items[-1].stored.position)
@@ -60,6 +57,7 @@ class ConsentProjector:
     def reset(self, conn: sqlite3.Connection) -> None:
         """Drop every fact."""
         conn.execute("DELETE FROM consent_facts")
+        conn.execute("DELETE FROM consent_current")
         set_position(conn, self.name, 0)
 
 
@@ -69,3 +67,39 @@ def _insert(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> Non
         "event_id, type, keyword) VALUES (?,?,?,?,?,?,?,?,?)",
         rows,
     )
+    conn.executemany(_NEWER, [r[:6] for r in rows])
+
+
+# A fact becomes the current one of its (tenant, msisdn, scope) unless that has a later one.
+_NEWER = (
+    "INSERT INTO consent_current (position, tenant, scope, msisdn, state, occurred_at) "
+    "VALUES (?,?,?,?,?,?) ON CONFLICT (tenant, msisdn, scope) DO UPDATE SET "
+    "position = excluded.position, state = excluded.state, occurred_at = excluded.occurred_at "
+    "WHERE (excluded.occurred_at, excluded.position) > "
+    "(consent_current.occurred_at, consent_current.position)"
+)
+
+
+def _retract(conn: sqlite3.Connection, target: int, by: int) -> None:
+    """Mark the fact at ``target`` retracted and, if it was current, put the latest fact left
+    for its (tenant, msisdn, scope) in its place (or none)."""
+    row = conn.execute(
+        "UPDATE consent_facts SET retracted_by = ? WHERE position = ? AND retracted_by IS NULL "
+        "RETURNING tenant, msisdn, scope",
+        (by, target),
+    ).fetchall()
+    if not row:
+        return
+    gone = conn.execute(
+        "DELETE FROM consent_current WHERE tenant = ? AND msisdn = ? AND scope = ? "
+        "AND position = ?",
+        (*row[0], target),
+    )
+    if gone.rowcount:
+        conn.execute(
+            "INSERT INTO consent_current (position, tenant, msisdn, scope, occurred_at, state) "
+            "SELECT position, tenant, msisdn, scope, occurred_at, state FROM consent_facts "
+            "WHERE tenant = ? AND msisdn = ? AND scope = ? AND retracted_by IS NULL "
+            "ORDER BY occurred_at DESC, position DESC LIMIT 1",
+            row[0],
+        )

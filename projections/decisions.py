@@ -4,12 +4,14 @@ Guarantee: the state of (subaccount S, msisdn m) at valid time V as known at pos
 decided by the latest consent fact by occurred time (ties by position) among m's facts with
 position <= P, not retracted by P, occurred <= V, whose scope is S or tenant-wide. No such fact
 is ``unknown``, allowed or not by S's ``unknown`` setting in force then (allow by default).
-Bulk decisions run as one query, whatever the number of msisdns.
+Bulk decisions run as one query, whatever the number of msisdns: as known at the consent
+projection's position (the log head) they read ``consent_current`` and fall back to the full
+bitemporal query, for the numbers concerned, only where a current fact is dated after the valid
+time asked about; as known at an earlier position they use the full query.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Literal
@@ -27,6 +29,10 @@ _FACT = (
     "ORDER BY g.occurred_at DESC, g.position DESC LIMIT 1"
 )
 _ROW = "f.position, f.event_id, f.type, f.occurred_at, f.keyword, f.state, f.scope"
+_CURRENT = (
+    "SELECT msisdn, occurred_at, position, state FROM consent_current WHERE tenant = ? "
+    "AND msisdn IN (SELECT value FROM json_each(?)) AND +scope IN (?, '')"
+)
 
 
 class DecidedBy(msgspec.Struct, frozen=True):
@@ -77,23 +83,114 @@ def decide_many(
     at: str,
     known_at: int,
 ) -> dict[str, Decision]:
-    """Decisions for many E.164 numbers at once (one query); keyed by msisdn."""
+    """Decisions for many E.164 numbers at once; keyed by msisdn."""
     distinct = list(dict.fromkeys(msisdns))
+    found = deciding_facts(conn, tenant, subaccount, distinct, at, known_at)
     rows = conn.execute(
-        f"SELECT j.value, {_ROW} FROM json_each(:numbers) j "
-        f"LEFT JOIN consent_facts f ON f.position = ({_FACT.format(msisdn='j.value')})",
+        f"SELECT {_ROW} FROM consent_facts f WHERE f.position IN (SELECT value FROM json_each(?))",
+        (_json([position for position, _ in found.values()]),),
+    )
+    by_position = {r[0]: r for r in rows}
+    unknown = _unknown_rule(conn, tenant, subaccount, at, known_at)
+    return {
+        m: _decision(by_position[found[m][0]] if m in found else None, unknown, at, known_at)
+        for m in distinct
+    }
+
+
+class BulkStates(msgspec.Struct, frozen=True):
+    """Bulk answers without the per-number details: the state of every number that has a
+    deciding fact (the others are ``unknown``) and the subaccount's ``unknown`` rule."""
+
+    states: dict[str, State]
+    unknown_allowed: bool
+    subaccount_known: bool
+
+    def allowed(self, msisdn: str) -> tuple[bool, State]:
+        """Whether ``msisdn`` may be sent to, and its state (exactly as ``decide`` says)."""
+        state = self.states.get(msisdn, "unknown")
+        return (state == "opted_in" if state != "unknown" else self.unknown_allowed), state
+
+
+def states_many(
+    conn: sqlite3.Connection,
+    tenant: str,
+    subaccount: str,
+    msisdns: Sequence[str],
+    at: str,
+    known_at: int,
+) -> BulkStates:
+    """The states ``decide_many`` would give (allowed and state, not who decided or why)."""
+    found = deciding_facts(conn, tenant, subaccount, msisdns, at, known_at)
+    unknown = _unknown_rule(conn, tenant, subaccount, at, known_at)
+    states: dict[str, State] = {m: state for m, (_, state) in found.items()}
+    return BulkStates(states, unknown.allow, unknown.known)
+
+
+def deciding_facts(
+    conn: sqlite3.Connection,
+    tenant: str,
+    subaccount: str,
+    msisdns: Sequence[str],
+    at: str,
+    known_at: int,
+) -> dict[str, tuple[int, State]]:
+    """(position, state) of the fact deciding each number that has one (the module rule)."""
+    if not _current_is_exact(conn, known_at):
+        return _full(conn, tenant, subaccount, msisdns, at, known_at)
+    best: dict[str, tuple[str, int, State]] = {}
+    later: set[str] = set()  # a current fact dated after ``at``: the full query must decide
+    rows = conn.execute(_CURRENT, (tenant, _json(msisdns), subaccount))
+    for msisdn, occurred_at, position, state in rows:
+        if occurred_at > at:
+            later.add(msisdn)
+            continue
+        seen = best.get(msisdn)
+        if seen is None or (occurred_at, position) > seen[:2]:
+            best[msisdn] = (occurred_at, position, state)
+    found = {m: (position, state) for m, (_, position, state) in best.items() if m not in later}
+    if later:
+        found.update(_full(conn, tenant, subaccount, sorted(later), at, known_at))
+    return found
+
+
+def _json(values: Sequence[object]) -> str:
+    """A JSON array for ``json_each`` (msgspec: several times faster than ``json.dumps``)."""
+    return _ENCODE(list(values)).decode()
+
+
+_ENCODE = msgspec.json.Encoder().encode
+
+
+def _current_is_exact(conn: sqlite3.Connection, known_at: int) -> bool:
+    """Whether ``consent_current`` holds the latest facts as known at ``known_at``: it has
+    applied the log up to a position at or before it."""
+    row = conn.execute("SELECT position FROM projection_positions WHERE name = 'consent'")
+    applied = row.fetchone()
+    return applied is not None and known_at >= applied[0]
+
+
+def _full(
+    conn: sqlite3.Connection,
+    tenant: str,
+    subaccount: str,
+    msisdns: Sequence[str],
+    at: str,
+    known_at: int,
+) -> dict[str, tuple[int, State]]:
+    """The full bitemporal query (``_FACT``) for each number."""
+    rows = conn.execute(
+        "SELECT j.value, f.position, f.state FROM json_each(:numbers) j "
+        f"JOIN consent_facts f ON f.position = ({_FACT.format(msisdn='j.value')})",
         {
             "tenant": tenant,
             "subaccount": subaccount,
-            "numbers": json.dumps(distinct),
+            "numbers": _json(msisdns),
             "at": at,
             "position": known_at,
         },
-    ).fetchall()
-    unknown = _unknown_rule(conn, tenant, subaccount, at, known_at)
-    return {
-        r[0]: _decision(r[1:] if r[1] is not None else None, unknown, at, known_at) for r in rows
-    }
+    )
+    return {m: (position, state) for m, position, state in rows}
 
 
 class _UnknownRule(msgspec.Struct, frozen=True):

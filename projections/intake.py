@@ -86,6 +86,8 @@ class IntakeResult(msgspec.Struct, frozen=True, kw_only=True):
     notes: tuple[str, ...] = ()
     unresolved: bool = False
     time_replaced: bool = False
+    registered: bool = False
+    """This request registered its (unseen) subaccount: a configuration entry was appended."""
 
 
 def record(ledger: ConsentLedger, req: IntakeRequest) -> IntakeResult:
@@ -116,9 +118,8 @@ def record(ledger: ConsentLedger, req: IntakeRequest) -> IntakeResult:
     unresolved = None
     if settings is None:
         unresolved = _unknown_subaccount(ledger, req, action, drafts, notes)
-    event = _event(
-        req, action, found, policy, unresolved, provider_time, ledger.revoke_all(req.tenant)
-    )
+    revoke_all = action == "opt_out" and ledger.revoke_all(req.tenant)  # only opt-outs ask
+    event = _event(req, action, found, policy, unresolved, provider_time, revoke_all)
     drafts.append(
         Draft(
             tenant=req.tenant,
@@ -130,7 +131,8 @@ def record(ledger: ConsentLedger, req: IntakeRequest) -> IntakeResult:
             evidence=req.evidence,
         )
     )
-    appended = ledger.append(drafts)[-1]
+    results = ledger.append(drafts)
+    appended = results[-1]
     entry = appended.stored.entry
     return IntakeResult(
         outcome=OUTCOME_OF_TYPE.get(entry.type, "none"),
@@ -145,6 +147,7 @@ def record(ledger: ConsentLedger, req: IntakeRequest) -> IntakeResult:
         and entry.event.unresolved_subaccount is not None,
         time_replaced=isinstance(entry.event, ConsentRevoked)
         and entry.event.provider_time is not None,
+        registered=len(results) > 1 and not results[0].duplicate,
     )
 
 

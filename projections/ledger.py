@@ -218,6 +218,17 @@ class ConsentLedger:
             found = decisions.decide_many(conn, tenant, subaccount, msisdns, when, head)
             return found, head
 
+    def states_many(
+        self, tenant: str, subaccount: str, msisdns: Sequence[str], *, at: str | None = None
+    ) -> tuple[decisions.BulkStates, int]:
+        """What ``decide_many`` says of each number (allowed and state only), and the log
+        position it reflects: the lean form for bulk checks of whole campaign lists."""
+        with self.store.snapshot() as conn:
+            head = _head(conn)
+            when = normalize_time(at) if at else self.now()
+            found = decisions.states_many(conn, tenant, subaccount, msisdns, when, head)
+            return found, head
+
     def timeline(
         self, tenant: str, subaccount: str, msisdn: str, known_at: int | None = None
     ) -> list[Interval]:

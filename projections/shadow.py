@@ -7,7 +7,8 @@ SQLite resolves unqualified names to TEMP first, so the projectors — handed th
 write only the shadows; the connection may (and for verification should) open the database
 read-only, so the live tables and the log can never change and no write lock is taken.
 ``differences`` compares every shadow with its live table row for row (both ways) and names the
-earliest log position whose projection rows differ.
+earliest log position whose projection rows differ (for ``consent_current``, a summary of
+``consent_facts``, the latest of its differing rows: see ``_first_difference``).
 """
 
 from __future__ import annotations
@@ -87,8 +88,34 @@ def _first_difference(conn: sqlite3.Connection, table: str) -> int | None:
         pick = "min(position) + 1"
         # "applied up to 0" (after a reset) and "never applied" (a fresh database) are the same
         live, shadow = f"{live} WHERE position > 0", f"{shadow} WHERE position > 0"
+    elif table == "consent_current":
+        # A summary of consent_facts: an entry whose fact differs shows up among the differing
+        # rows next to the (earlier) fact it displaced or let through, so the latest is named;
+        # consent_facts names that entry itself.
+        pick = "max(position)"
     else:
         pick = "min(position)" if "position" in columns else "0"
-    differing = f"{live} EXCEPT {shadow} UNION ALL SELECT * FROM ({shadow} EXCEPT {live})"
+    keys = _primary_key(conn, table)
+    if table == "projection_positions" or not keys:
+        differing = f"{live} EXCEPT {shadow} UNION ALL SELECT * FROM ({shadow} EXCEPT {live})"
+    else:  # the same set difference, by primary-key look-ups instead of two sorts of every row
+        differing = f"{_unmatched('main', 'temp', table, keys, columns)} UNION ALL "
+        differing += _unmatched("temp", "main", table, keys, columns)
     row = conn.execute(f"SELECT count(*), {pick} FROM ({differing})").fetchone()
     return None if row[0] == 0 else int(row[1] or 0)
+
+
+def _primary_key(conn: sqlite3.Connection, table: str) -> list[str]:
+    info = conn.execute(f"PRAGMA main.table_info({table})").fetchall()
+    return [r[1] for r in sorted(info, key=lambda r: r[5]) if r[5] > 0]
+
+
+def _unmatched(side: str, other: str, table: str, keys: list[str], columns: list[str]) -> str:
+    """Rows of ``side.table`` that ``other.table`` lacks: no row with the same key, or one that
+    differs in some column (NULLs compare equal, as in EXCEPT)."""
+    on = " AND ".join(f"o.{k} = s.{k}" for k in keys)
+    same = " AND ".join(f"o.{c} IS s.{c}" for c in columns)
+    return (
+        f"SELECT s.* FROM {side}.{table} s LEFT JOIN {other}.{table} o ON {on} "
+        f"WHERE o.{keys[0]} IS NULL OR NOT ({same})"
+    )

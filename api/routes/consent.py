@@ -27,7 +27,7 @@ from api.views import DecisionView, decision_view
 from ledger.errors import InvalidNumber
 from ledger.msisdn import to_e164_many
 from ledger.timefmt import normalize_time
-from projections.decisions import Decision, State
+from projections.decisions import BulkStates, State
 from projections.ids import valid_subaccount
 
 TAGS = ["consent"]
@@ -246,39 +246,35 @@ def check_many(
     region = settings.default_region if settings else None
     numbers = to_e164_many(data.msisdns, region)
     valid = [n for n in numbers if type(n) is str]
-    found, head = ledger.decide_many(tenant, data.subaccount, valid, at=at)
+    found, head = ledger.states_many(tenant, data.subaccount, valid, at=at)
     results, counts = _results(data.msisdns, numbers, found)
     metrics.DECISIONS.labels("allowed").inc(counts.allowed)
     metrics.DECISIONS.labels("suppressed").inc(counts.suppressed)
-    known = next(iter(found.values())).subaccount_known if found else settings is not None
     return CheckResponse(
         results=results,
         counts=counts,
         subaccount=data.subaccount,
-        subaccount_known=known,
+        subaccount_known=found.subaccount_known,
         at=at,
         log_position=head,
     )
 
 
 def _results(
-    raws: list[str], numbers: list[str | InvalidNumber], found: dict[str, Decision]
+    raws: list[str], numbers: list[str | InvalidNumber], found: BulkStates
 ) -> tuple[list[CheckResult], CheckCounts]:
     """One result per input, in order; the per-item loop kept as small as possible."""
-    answers = {n: CheckResult(n, n, d.allowed, d.state, None) for n, d in found.items()}
+    states, unknown_allowed = found.states, found.unknown_allowed
     results: list[CheckResult] = []
     append = results.append
     allowed = invalid = 0
     for raw, number in zip(raws, numbers, strict=True):
         if type(number) is str:
-            answer = answers[number]
-            if answer.allowed:
+            state = states.get(number, "unknown")
+            ok = state == "opted_in" if state != "unknown" else unknown_allowed
+            if ok:
                 allowed += 1
-            append(
-                answer
-                if raw == number
-                else CheckResult(raw, number, answer.allowed, answer.state, None)
-            )
+            append(CheckResult(raw, number, ok, state, None))
         else:
             invalid += 1
             append(CheckResult(raw, None, False, None, str(number)))

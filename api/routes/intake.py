@@ -292,10 +292,8 @@ def _record_message(
     received: Received,
     key_id: str,
 ) -> WebhookAnswer:
-    ledger = services.ledger
-    known = ledger.settings(tenant, message.subaccount) is not None
     result = record(
-        ledger,
+        services.ledger,
         IntakeRequest(
             tenant=tenant,
             subaccount=message.subaccount,
@@ -309,7 +307,7 @@ def _record_message(
             register_subaccount=True,
         ),
     )
-    _count_appends(result, registered=not known)
+    _count_appends(result, registered=result.registered)
     metrics.WEBHOOK_OUTCOMES.labels("duplicate" if result.duplicate else result.outcome).inc()
     keyword, match, policy = _words(result)
     return WebhookAnswer(

@@ -1,7 +1,9 @@
 -- wrk: POST /v1/webhooks/8x8, an inbound STOP with a unique umid per request.
 -- env: CL_KEY (API key with the ingest scope, sent as the Basic password like 8x8 does),
---      CL_RUN (a prefix that makes umids unique across runs)
-local key = os.getenv("CL_KEY")
+--      CL_RUN (a prefix that makes umids unique across runs),
+--      CL_PATH (default /v1/webhooks/8x8; the benchmark's baseline posts to /hello)
+local key = os.getenv("CL_KEY") or "none"
+local path = os.getenv("CL_PATH") or "/v1/webhooks/8x8"
 local run = os.getenv("CL_RUN") or tostring(os.time())
 local threads = 0
 
@@ -42,7 +44,7 @@ function request()
     '"payload":{"umid":"%s","subAccountId":"ACME_MKT","timestamp":"2026-03-02T09:15:27.431Z",' ..
     '"source":"%s","destination":"+6590001111","body":"STOP","encoding":"GSM7","smsCount":1}}',
     umid, source)
-  return wrk.format("POST", "/v1/webhooks/8x8",
+  return wrk.format("POST", path,
     { ["Authorization"] = auth, ["Content-Type"] = "application/json" }, body)
 end
 

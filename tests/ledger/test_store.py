@@ -28,7 +28,7 @@ from ledger.entries import (
     encode_evidence,
     evidence_matches,
 )
-from ledger.errors import MigrationError, RetractionError
+from ledger.errors import InvalidInput, MigrationError, RetractionError
 from ledger.events import (
     ConsentGranted,
     ConsentRevoked,
@@ -512,6 +512,40 @@ class TestSqliteGroupCommit:
         assert {a.position for a in appended} == {1}
         assert sorted(a.duplicate for a in appended) == [False, True, True, True]
         assert store.head() == 1
+
+    def test_a_projector_refusing_one_ticket_fails_it_alone(
+        self, sqlite_store: SqliteLogStore
+    ) -> None:
+        """A group's entries are projected together; when a projector refuses, the group is
+        written again ticket by ticket, so only the refused call fails."""
+        store = sqlite_store
+
+        class Refuses:
+            name = "refuses"
+
+            def __init__(self) -> None:
+                self.seen: list[int] = []
+
+            def apply(self, conn: sqlite3.Connection, items: Sequence[Any]) -> None:
+                if any(item.entry.key == "refused" for item in items):
+                    raise InvalidInput("refused by a projector")
+                self.seen.extend(item.stored.position for item in items)
+
+            def reset(self, conn: sqlite3.Connection) -> None:
+                pass
+
+        refuses = Refuses()
+        store.projectors.append(refuses)
+        keys = ["a", "b", "refused", "c", "d"]
+        results = in_one_group(store, [lambda k=k: store.append([draft(k)]) for k in keys])
+        assert isinstance(results[2], InvalidInput), results
+        written = [r[0] for i, r in enumerate(results) if i != 2 and isinstance(r, list)]
+        assert sorted(a.position for a in written) == [1, 2, 3, 4]
+        assert sorted(refuses.seen) == [1, 2, 3, 4]
+        assert sorted(s.entry.key for s in everything(store)) == ["a", "b", "c", "d"]
+        with store.snapshot() as conn:
+            leaves = conn.execute("SELECT count(*) FROM tree_nodes WHERE level = 0").fetchone()
+        assert leaves[0] == 4
 
 
 class TestSqliteImmutability:

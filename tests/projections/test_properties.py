@@ -184,9 +184,12 @@ def projection_answers(
         for v in grid:
             for t in range(head + 1):
                 found = decisions.decide_many(conn, TENANT, sub, numbers, v, t)
+                bulk = decisions.states_many(conn, TENANT, sub, numbers, v, t)
                 for number, d in found.items():
                     assert d.known_at == t
                     assert d.at == v
+                    assert bulk.allowed(number) == (d.allowed, d.state)
+                    assert bulk.subaccount_known == d.subaccount_known
                     by = d.decided_by.position if d.decided_by else None
                     out[(number, sub, v, t)] = (d.allowed, d.state, by)
     return out

@@ -152,15 +152,18 @@ class LosesTheTransaction:
 
     def __init__(self) -> None:
         self.armed_after = -1
-        """Fail once this many tickets of the group have been applied (-1: never)."""
+        """Fail once this many entries of the group have been applied (-1: never). The store
+        may apply a group's entries ticket by ticket or all at once: counted in entries, the
+        fault strikes mid-group either way."""
 
     def apply(self, conn: sqlite3.Connection, items: Sequence[Committed]) -> None:
-        if self.armed_after == 0:
+        if self.armed_after < 0:
+            return
+        if len(items) > self.armed_after:
             self.armed_after = -1
             conn.execute("ROLLBACK")
             raise sqlite3.OperationalError("disk I/O error")
-        if self.armed_after > 0:
-            self.armed_after -= 1
+        self.armed_after -= len(items)
 
     def reset(self, conn: sqlite3.Connection) -> None:
         pass
