@@ -6,6 +6,7 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from litestar.testing import TestClient
@@ -16,6 +17,12 @@ from api.settings import Settings
 from ledger.sqlite_store import connect
 
 FIXTURES_8X8 = Path(__file__).parent.parent / "fixtures" / "8x8"
+MSISDN = "+6581968289"
+ENCODED = "%2B6581968289"  # MSISDN as a URL path segment
+STOP_AT = "2026-03-02T09:15:27.431Z"
+START_AT = "2026-04-11T18:02:05.000Z"
+
+Client = TestClient  # type: ignore[type-arg]
 ALL = ["ingest", "check", "audit", "admin"]
 
 
@@ -66,3 +73,28 @@ def keys(client: TestClient, settings: Settings) -> dict[str, str]:  # type: ign
     made["none"] = "cl_000000000000_" + "x" * 43
     conn.close()
     return made
+
+
+def head(client: Client) -> int:
+    """The log position the app's ledger is at."""
+    return int(client.app.state.services.ledger.head())
+
+
+def webhook(client: Client, keys: dict[str, str], body: bytes | dict[str, Any]) -> dict[str, Any]:
+    """POST one body to the 8x8 webhook with the ingest key; asserts the 200."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    r = client.post(
+        "/v1/webhooks/8x8",
+        content=raw,
+        headers={**bearer(keys["ingest"]), "Content-Type": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def sms(text: str, umid: str, *, subaccount: str = "ACME_MKT", timestamp: str = STOP_AT) -> bytes:
+    """The inbound-SMS fixture with another text, umid, subaccount and time."""
+    body = fixture_json("inbound-sms-stop.json")
+    payload: dict[str, Any] = body["payload"]  # type: ignore[assignment]
+    payload.update(umid=umid, body=text, subAccountId=subaccount, timestamp=timestamp)
+    return json.dumps(body).encode()

@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 
-from .conftest import bearer, fixture_body, fixture_json
-
-MSISDN = "+6581968289"
-ENCODED = "%2B6581968289"
-STOP_AT = "2026-03-02T09:15:27.431Z"
-
-Client = TestClient  # type: ignore[type-arg]
-
-
-def head(client: Client) -> int:
-    return int(client.app.state.services.ledger.head())
-
-
-def webhook(client: Client, keys: dict[str, str], body: bytes | dict[str, Any]) -> dict[str, Any]:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    r = client.post(
-        "/v1/webhooks/8x8",
-        content=raw,
-        headers={**bearer(keys["ingest"]), "Content-Type": "application/json"},
-    )
-    assert r.status_code == 200, r.text
-    return dict(r.json())
-
-
-def sms(text: str, umid: str, *, subaccount: str = "ACME_MKT", timestamp: str = STOP_AT) -> bytes:
-    body = fixture_json("inbound-sms-stop.json")
-    payload: dict[str, Any] = body["payload"]  # type: ignore[assignment]
-    payload.update(umid=umid, body=text, subAccountId=subaccount, timestamp=timestamp)
-    return json.dumps(body).encode()
+from .conftest import (
+    ENCODED,
+    STOP_AT,
+    Client,
+    bearer,
+    fixture_body,
+    head,
+    sms,
+    webhook,
+)
 
 
 def state(client: Client, keys: dict[str, str], subaccount: str, **query: str) -> dict[str, Any]:

@@ -6,45 +6,25 @@ import base64
 import csv
 import hashlib
 import io
-import json
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 
 from api.routes.audit import CSV_COLUMNS
 from ledger.entries import Entry
 
-from .conftest import bearer, fixture_body, fixture_json
-
-MSISDN = "+6581968289"
-ENCODED = "%2B6581968289"
-STOP_AT = "2026-03-02T09:15:27.431Z"
-START_AT = "2026-04-11T18:02:05.000Z"
-
-Client = TestClient  # type: ignore[type-arg]
-
-
-def head(client: Client) -> int:
-    return int(client.app.state.services.ledger.head())
-
-
-def webhook(client: Client, keys: dict[str, str], body: bytes | dict[str, Any]) -> dict[str, Any]:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    r = client.post(
-        "/v1/webhooks/8x8",
-        content=raw,
-        headers={**bearer(keys["ingest"]), "Content-Type": "application/json"},
-    )
-    assert r.status_code == 200, r.text
-    return dict(r.json())
-
-
-def sms(text: str, umid: str, *, subaccount: str = "ACME_MKT", timestamp: str = STOP_AT) -> bytes:
-    body = fixture_json("inbound-sms-stop.json")
-    payload: dict[str, Any] = body["payload"]  # type: ignore[assignment]
-    payload.update(umid=umid, body=text, subAccountId=subaccount, timestamp=timestamp)
-    return json.dumps(body).encode()
+from .conftest import (
+    ENCODED,
+    MSISDN,
+    START_AT,
+    STOP_AT,
+    Client,
+    bearer,
+    fixture_body,
+    head,
+    sms,
+    webhook,
+)
 
 
 def trail(

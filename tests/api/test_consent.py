@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 
 from api import metrics
 
-from .conftest import bearer, fixture_body, fixture_json
-
-MSISDN = "+6581968289"
-ENCODED = "%2B6581968289"
-STOP_AT = "2026-03-02T09:15:27.431Z"
-START_AT = "2026-04-11T18:02:05.000Z"
-
-Client = TestClient  # type: ignore[type-arg]
-
-
-def head(client: Client) -> int:
-    return int(client.app.state.services.ledger.head())
-
-
-def webhook(client: Client, keys: dict[str, str], body: bytes | dict[str, Any]) -> dict[str, Any]:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    r = client.post(
-        "/v1/webhooks/8x8",
-        content=raw,
-        headers={**bearer(keys["ingest"]), "Content-Type": "application/json"},
-    )
-    assert r.status_code == 200, r.text
-    return dict(r.json())
+from .conftest import (
+    ENCODED,
+    MSISDN,
+    STOP_AT,
+    Client,
+    bearer,
+    fixture_body,
+    fixture_json,
+    head,
+    webhook,
+)
 
 
 def sms(
