@@ -43,14 +43,15 @@ SUBACCOUNTS = ("ACME_MKT", "ACME_ALERTS", "ACME_PROMO", "ACME_NEWS")
 START = datetime(2025, 1, 1, tzinfo=UTC)
 AUDIT_NUMBER = "+6581234567"
 """The number whose audit trail the benchmark reads (``--audit-entries`` entries on ACME_MKT)."""
-_SPAN = 9_000_000  # numbers are +659 followed by 7 digits, +6590000000 .. +6598999999
+SPAN = 9_000_000
+"""How many numbers ``number`` can give: +659 and 7 digits, +6590000000 .. +6598999999."""
 _KINDS = ("stop",) * 55 + ("stopall",) * 5 + ("start",) * 25 + ("help",) * 15
 
 
 def number(index: int) -> str:
     """The ``index``-th number on file: distinct for distinct ``index`` below 9,000,000, and
     always a valid Singapore mobile number."""
-    return f"+659{(index * 7919 + 12345) % _SPAN:07d}"
+    return f"+659{(index * 7919 + 12345) % SPAN:07d}"
 
 
 def _event(kind: str, sub: str) -> tuple[Event, str]:

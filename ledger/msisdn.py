@@ -134,7 +134,7 @@ def to_e164_many(raws: Sequence[str], region: str | None) -> list[str | InvalidN
     a known region, before looking at any number.
     """
     reg = None if region is None else valid_region(region)
-    resolve, canonical, fast = _resolve, _CANONICAL.fullmatch, _international_fast
+    resolve, canonical, fast = _resolve, _CANONICAL.fullmatch, _international_canonical
     out: list[str | InvalidNumber] = []
     append = out.append
     for raw in raws:
@@ -446,6 +446,11 @@ def _international_fast(digits: str) -> str | None:
     """Same result as ``_international_full(digits)``, without parsing when that is safe."""
     if _CANONICAL_DIGITS.fullmatch(digits) is None:
         return _international_full(digits)
+    return _international_canonical(digits)
+
+
+def _international_canonical(digits: str) -> str | None:
+    """``_international_fast`` for digits already known to have E.164 shape."""
     head = digits[:3]  # the calling code is decided by the first three digits
     try:
         found = _BY_HEAD[head]

@@ -357,6 +357,8 @@ def test_fast_path_matches_full_parse(raw: str, region: str | None) -> None:
     assert _uncached_fast_outcome(raw, region) == expected
     assert outcome(raw, region) == expected  # public, memoised
     assert outcome(raw, region) == expected  # memo hit
+    [bulk] = to_e164_many([raw], region)  # E.164 inputs skip the memo here
+    assert (bulk if isinstance(bulk, str) else f"refused: {bulk}") == expected
 
 
 @pytest.mark.parametrize("chunk", range(4))
