@@ -25,6 +25,7 @@ from api.auth import tenant_of
 from api.keys import Principal
 from api.routes.consent import MSISDN, SUBACCOUNT
 from api.state import Services
+from api.subject import subject_of
 from api.views import DecisionView, decision_view
 from ledger.entries import Entry, Evidence, b64, decode_evidence, evidence_matches
 from ledger.events import (
@@ -38,7 +39,6 @@ from ledger.events import (
 from ledger.store import StoredEntry
 from ledger.timefmt import parse_time
 from projections import audit
-from projections.ids import valid_subaccount
 from projections.review import ReviewItem
 from projections.timeline import Interval
 
@@ -288,10 +288,8 @@ def audit_trail(
     ] = "json",
 ) -> Response[Any]:
     """The trail of one number, as JSON or CSV."""
-    tenant = tenant_of(request.user)
     ledger = services.ledger
-    valid_subaccount(subaccount)
-    number = ledger.normalize_msisdn(tenant, subaccount, msisdn)
+    tenant, number = subject_of(request.user, ledger, subaccount, msisdn)
     found = audit.trail(ledger, tenant, subaccount, number)
     entries = [audit_entry(s, found.evidence) for s in found.entries]
     if fmt == "csv":

@@ -23,6 +23,7 @@ from api.auth import tenant_of
 from api.keys import Principal
 from api.problems import problem
 from api.state import Services
+from api.subject import subject_of
 from api.views import DecisionView, decision_view
 from ledger.errors import InvalidNumber
 from ledger.msisdn import to_e164_many
@@ -109,10 +110,8 @@ def check_one(
     known_at: Annotated[str | None, _KNOWN_AT] = None,
 ) -> DecisionView:
     """The decision for one number, now or at a point in time."""
-    tenant = tenant_of(request.user)
     ledger = services.ledger
-    valid_subaccount(subaccount)
-    number = ledger.normalize_msisdn(tenant, subaccount, msisdn)
+    tenant, number = subject_of(request.user, ledger, subaccount, msisdn)
     valid_at = parse_at(at)
     asked_known_at = parse_known_at(known_at)
     decision = ledger.decide(

@@ -18,16 +18,15 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import QueryParameter
 
-from api.auth import tenant_of
 from api.bundle_html import render_html
 from api.keys import Principal
 from api.problems import problem
 from api.routes.consent import MSISDN, SUBACCOUNT
 from api.state import Services
+from api.subject import subject_of
 from ledger.checkpoint import Signer
 from ledger.errors import InvalidInput
 from projections.evidence import STATEMENT, Bundle, build_bundle
-from projections.ids import valid_subaccount
 
 TAGS = ["evidence"]
 
@@ -253,10 +252,8 @@ def evidence_bundle(
     ] = "json",
 ) -> Response[Any]:
     """The evidence bundle of one number for one subaccount, as JSON or printable HTML."""
-    tenant = tenant_of(request.user)
     ledger = services.ledger
-    valid_subaccount(subaccount)
-    number = ledger.normalize_msisdn(tenant, subaccount, msisdn)
+    tenant, number = subject_of(request.user, ledger, subaccount, msisdn)
     signer = _signer(services)
     bundle = build_bundle(ledger, signer, services.settings.origin, tenant, subaccount, number)
     headers = {"X-Checkpoint-Size": str(bundle.checkpoint.size)}
