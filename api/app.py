@@ -21,8 +21,9 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api import logs, problems
-from api.auth import PUBLIC_PATHS, KeyAuthMiddleware, scope_guard
+from api.auth import PUBLIC_PATHS, KeyAuthMiddleware
 from api.checkpointer import checkpoints
+from api.lanes import Lane
 from api.routes import admin, audit, consent, evidence, intake, log, ops
 from api.settings import Settings
 from api.state import Services
@@ -67,15 +68,24 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
         readers = ThreadPoolExecutor(settings.reader_threads, "consent-ledger-reader")
-        asyncio.get_running_loop().set_default_executor(readers)  # where sync handlers run
+        loop.set_default_executor(readers)  # where sync handlers run
         settings.db.parent.mkdir(parents=True, exist_ok=True)
         ledger = ConsentLedger(settings.db)
-        app.state.services = services = Services(settings=settings, ledger=ledger)
+        services = Services(
+            settings=settings,
+            ledger=ledger,
+            lane=Lane(loop, "consent-ledger-lane"),
+            writers=ThreadPoolExecutor(settings.writer_threads, "consent-ledger-writer"),
+        )
+        app.state.services = services
         try:
             async with checkpoints(services):
                 yield
         finally:
+            services.lane.close()
+            services.writers.shutdown()
             ledger.close()
 
     def provide_services(state: State) -> Services:
@@ -91,7 +101,6 @@ def create_app(settings: Settings) -> Litestar:
             logs.request_log_middleware,
             DefineMiddleware(KeyAuthMiddleware, exclude=PUBLIC_PATHS),
         ],
-        guards=[scope_guard],
         plugins=[problems.plugin()],
         openapi_config=_openapi(),
         request_max_body_size=settings.max_body_bytes,

@@ -1,9 +1,11 @@
 """Authentication (API keys by Bearer or Basic) and scope guards.
 
 Guarantees: every route except health, readiness, metrics and the schema needs a valid,
-unrevoked key; a route's required scope is declared in its ``opt`` (``opt={"scope": "check"}``)
-and checked by ``scope_guard``; tenant routes refuse operator keys and operator-only routes refuse
-tenant keys; every refused webhook request is counted (a misconfigured key means lost STOPs).
+unrevoked key (looked up in the database on every request, off the event loop, so a revoked key
+is refused at once by every worker); a route's required scope is declared in its ``opt``
+(``opt={"scope": "check"}``) and checked before the handler runs; tenant routes refuse operator
+keys and operator-only routes refuse tenant keys; every refused webhook request is counted (a
+misconfigured key means lost STOPs).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from api import metrics
 from api.keys import Principal, authenticate
 from api.state import services_of
+from projections.ledger import ConsentLedger
 
 PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$", "^/schema"]
 WEBHOOK_PREFIX = "/v1/webhooks/"
@@ -43,18 +46,23 @@ def presented_key(header: str | None) -> str | None:
     return None
 
 
+def _lookup(ledger: ConsentLedger, key: str) -> Principal | None:
+    return authenticate(ledger.store.reader(), key)
+
+
 class KeyAuthMiddleware(AbstractAuthenticationMiddleware):
-    """Resolves the request's API key to a ``Principal`` (``request.user``)."""
+    """Resolves the request's API key to a ``Principal`` (``request.user``) and refuses a key
+    the route does not accept (see ``authorize``)."""
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        """Authenticate or raise 401 (counted for webhooks)."""
+        """Authenticate (or raise 401, counted for webhooks), then authorize (or raise 403)."""
         key = presented_key(connection.headers.get("authorization"))
         principal = None
         if key is not None:
             services = services_of(connection.app)
-            principal = authenticate(services.ledger.store.reader(), key)
+            principal = await services.read(_lookup, services.ledger, key)
         if principal is None:
             reason = "missing" if key is None else "invalid"
             if connection.scope["path"].startswith(WEBHOOK_PREFIX):
@@ -65,20 +73,20 @@ class KeyAuthMiddleware(AbstractAuthenticationMiddleware):
                 else "the API key is not valid or has been revoked",
                 headers=_CHALLENGE,
             )
+        authorize(connection, principal, connection.scope["route_handler"])
         return AuthenticationResult(user=principal, auth=principal.key_id)
 
 
-async def scope_guard(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+def authorize(
+    connection: ASGIConnection[Any, Any, Any, Any],
+    principal: Principal,
+    handler: BaseRouteHandler,
 ) -> None:
     """Refuse (403) a key without the route's scope, or of the wrong kind for the route.
 
-    A coroutine on purpose: Litestar runs a synchronous guard in a worker thread, a thread hop
-    per request for a check that only reads the request's principal.
+    Done by the middleware, not by a Litestar guard: a guard copies the route handler on every
+    request, and this check only reads the principal and the handler's ``opt``.
     """
-    principal: Principal | None = connection.scope.get("user")
-    if principal is None:  # a public route: the auth middleware let it through unauthenticated
-        return
     need: str | None = handler.opt.get("scope")
     operator_route = handler.opt.get("operator", False)
     any_key = handler.opt.get("any_key", False)

@@ -198,6 +198,7 @@ def _serve(args: argparse.Namespace) -> int:
         "checkpoint_interval": args.checkpoint_interval,
         "log_format": args.log_format,
         "reader_threads": args.reader_threads,
+        "writer_threads": args.writer_threads,
     }
     env = dict(os.environ)
     env.update({ENV_PREFIX + k.upper(): str(v) for k, v in given.items() if v is not None})
@@ -283,6 +284,11 @@ def _serve_and_keys_parsers(sub: argparse._SubParsersAction[argparse.ArgumentPar
         "--reader-threads",
         type=_positive,
         help="threads per worker for database reads (default 2)",
+    )
+    p.add_argument(
+        "--writer-threads",
+        type=_positive,
+        help="threads per worker for appends, grouped into shared commits (default 32)",
     )
     p.add_argument("--origin", help="checkpoint origin line (default consent-ledger)")
     p.add_argument(

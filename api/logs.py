@@ -12,12 +12,13 @@ the request id — never the raw path.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
-import uuid
 from typing import Any
 
+import msgspec
 import structlog
 from litestar.logging.config import LoggingConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -71,7 +72,17 @@ def _console(fmt: str) -> bool:
 
 
 def _renderer(fmt: str) -> Any:
-    return structlog.dev.ConsoleRenderer() if _console(fmt) else structlog.processors.JSONRenderer()
+    if _console(fmt):
+        return structlog.dev.ConsoleRenderer()
+    return structlog.processors.JSONRenderer(serializer=_json)
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=repr)  # anything else in an event: its repr
+
+
+def _json(event: Any, **_kwargs: Any) -> str:
+    """One JSON line (msgspec: several times faster than ``json.dumps``)."""
+    return _ENCODER.encode(event).decode()
 
 
 def server_formatter(fmt: str = "auto") -> logging.Formatter:
@@ -173,7 +184,8 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         headers = dict(scope.get("headers", []))
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        given = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+        request_id = given or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         start = time.perf_counter()
@@ -194,8 +206,7 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
             elapsed = time.perf_counter() - start
             route = _route(scope)
             user = scope.get("user")
-            metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
-            metrics.LATENCY.labels(route).observe(elapsed)
+            metrics.observe_request(route, scope["method"], status, elapsed)
             log.info(
                 "request",
                 request_id=request_id,

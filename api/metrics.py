@@ -45,6 +45,22 @@ WEBHOOK_OUTCOMES = Counter(
     "consent_ledger_webhook_outcomes_total", "Webhook messages by outcome", ["outcome"]
 )
 
+_REQUEST_SERIES: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one HTTP request and record its latency (the labelled series are looked up once
+    per route, method and status, not on every request)."""
+    key = (route, method, status)
+    series = _REQUEST_SERIES.get(key)
+    if series is None:
+        series = _REQUEST_SERIES[key] = (
+            REQUESTS.labels(route, method, str(status)),
+            LATENCY.labels(route),
+        )
+    series[0].inc()
+    series[1].observe(seconds)
+
 
 def render(conn: sqlite3.Connection) -> bytes:
     """The exposition text: process-shared counters plus gauges read from the database now."""

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from api.lanes import Lane
 from api.settings import Settings
 from api.signing import signer_for
 from ledger.checkpoint import Signer
 from projections.ledger import ConsentLedger
 
 _SIGNER_LOCK = threading.Lock()  # not a field: the services are injected by type
+T = TypeVar("T")
 
 
 @dataclass
@@ -20,8 +25,22 @@ class Services:
 
     settings: Settings
     ledger: ConsentLedger
+    lane: Lane | None = None
+    """Where point reads run (see ``read``); set while the app runs."""
+    writers: ThreadPoolExecutor | None = None
+    """Where appends run (see ``write``); set while the app runs."""
     signer: Signer | None = None
     """The checkpoint signer, once loaded (see ``get_signer``)."""
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, a short read (one number, one key), on the lane: off the event loop."""
+        assert self.lane is not None, "the app is not running"
+        return await self.lane.call(fn, *args)
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, an append, on the writer pool: off the event loop, concurrently with
+        other appends, which the store groups into one durable commit."""
+        return await asyncio.get_running_loop().run_in_executor(self.writers, fn, *args)
 
     def get_signer(self) -> Signer:
         """The checkpoint signer: loaded (the key file created on first use) once, then cached.

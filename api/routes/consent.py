@@ -22,7 +22,7 @@ from api import metrics
 from api.auth import tenant_of
 from api.keys import Principal
 from api.problems import problem
-from api.state import Services
+from api.state import Services, services_of
 from api.subject import subject_of
 from api.views import DecisionView, decision_view
 from ledger.errors import InvalidNumber
@@ -87,7 +87,6 @@ _DECISION_EXAMPLE = {
 @get(
     "/v1/consent/{subaccount:str}/{msisdn:str}",
     opt={"scope": "check"},
-    sync_to_thread=True,
     tags=TAGS,
     summary="May this subaccount send to this number?",
     description="The number in any accepted form: E.164 (URL-encode the '+' as %2B), 00-prefixed, "
@@ -101,17 +100,29 @@ _DECISION_EXAMPLE = {
         )
     },
 )
-def check_one(
+async def check_one(
     request: Request[Principal, Any, Any],
-    services: NamedDependency[Services],
     subaccount: Annotated[str, SUBACCOUNT],
     msisdn: Annotated[str, MSISDN],
     at: Annotated[str | None, _AT] = None,
     known_at: Annotated[str | None, _KNOWN_AT] = None,
 ) -> DecisionView:
-    """The decision for one number, now or at a point in time."""
+    """The decision for one number, now or at a point in time (on the read lane: one number
+    is a few index lookups)."""
+    services = services_of(request.app)
+    return await services.read(_check_one, services, request.user, subaccount, msisdn, at, known_at)
+
+
+def _check_one(
+    services: Services,
+    principal: Principal,
+    subaccount: str,
+    msisdn: str,
+    at: str | None,
+    known_at: str | None,
+) -> DecisionView:
     ledger = services.ledger
-    tenant, number = subject_of(request.user, ledger, subaccount, msisdn)
+    tenant, number = subject_of(principal, ledger, subaccount, msisdn)
     valid_at = parse_at(at)
     asked_known_at = parse_known_at(known_at)
     decision = ledger.decide(

@@ -12,11 +12,9 @@ Guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
-import anyio.to_thread
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
@@ -30,7 +28,7 @@ from api.auth import tenant_of
 from api.keys import Principal
 from api.payloads import MAX_ID_CHARS, MAX_TEXT_CHARS, Ignored, InboundMessage, Unreadable
 from api.quarantine import QuarantinedBody, Received
-from api.state import Services
+from api.state import Services, services_of
 from ledger.entries import Entry, Evidence
 from ledger.errors import Conflict, InvalidInput
 from ledger.keywords import MAX_KEYWORD_LENGTH
@@ -215,10 +213,6 @@ def _example(summary: str, value: Any) -> list[Example]:
 
 
 # -- shared request plumbing -------------------------------------------------------------------
-async def _in_thread(fn: Callable[[], T]) -> T:
-    return await anyio.to_thread.run_sync(fn)
-
-
 def _received(request: Request[Any, Any, Any], services: Services) -> Received:
     client = request.client
     return Received(
@@ -355,13 +349,12 @@ def _quarantined(
         )
     },
 )
-async def webhook_8x8(
-    request: Request[Principal, Any, Any], services: NamedDependency[Services]
-) -> WebhookAnswer | WebhookSkipped:
+async def webhook_8x8(request: Request[Principal, Any, Any]) -> WebhookAnswer | WebhookSkipped:
     """Record one 8x8 webhook body; see the module guarantees."""
+    services = services_of(request.app)
     raw = await request.body()
     received = _received(request, services)
-    return await _in_thread(lambda: _webhook(services, request.user, raw, received))
+    return await services.write(_webhook, services, request.user, raw, received)
 
 
 # -- opt-outs and opt-ins ----------------------------------------------------------------------
@@ -491,7 +484,7 @@ async def _consent_route(
 ) -> Response[ConsentAnswer]:
     raw = await request.body()
     received = _received(request, services)
-    answer = await _in_thread(lambda: _consent(services, request.user, data, verb, raw, received))
+    answer = await services.write(_consent, services, request.user, data, verb, raw, received)
     return Response(answer, status_code=200 if answer.duplicate else 201)
 
 
