@@ -56,6 +56,10 @@ class Services:
 
 
 def services_of(app: Any) -> Services:
-    """The services of a running Litestar app."""
+    """The services of a running Litestar app.
+
+    Routes get them by dependency injection; the hot routes (the webhook, single decisions)
+    call this instead, because resolving a dependency costs about 25 µs per request (measured
+    with py-spy under load), a tenth of a decision's whole cost."""
     services: Services = app.state.services
     return services

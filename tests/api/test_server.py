@@ -6,6 +6,7 @@ over loopback with httpx, the way the README walkthrough does.
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -77,8 +78,12 @@ def test_workers_read_their_settings_from_the_environment(
     assert Settings.from_env(settings.to_env()) == settings
     for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)
-    with TestClient(asgi.create()) as client:
-        assert client.get("/readyz").json()["status"] == "ready"
+    try:
+        with TestClient(asgi.create()) as client:
+            assert client.get("/readyz").json()["status"] == "ready"
+            assert gc.get_freeze_count() > 0  # the started worker's heap is settled
+    finally:
+        gc.unfreeze()
     assert settings.db.exists()
 
 
