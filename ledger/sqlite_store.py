@@ -54,6 +54,11 @@ _NOTHING_WRITTEN = "the write failed and nothing was written"
 _INTERRUPTED = "the write was interrupted; whether it was written is unknown"
 MAX_POSITION = 2**63 - 1
 """The largest position SQLite can store."""
+RARE_TYPES = (
+    "type NOT IN ('consent.revoked', 'consent.granted', 'help.requested', 'review.flagged')"
+)
+"""The condition of the partial index ``log_by_rare_type`` (migration 0006): a query that
+searches the log by a rare entry type must include it verbatim, or SQLite scans the log."""
 
 
 class Committed:
@@ -522,8 +527,8 @@ def _check_retraction(conn: sqlite3.Connection, tenant: str, target: int) -> Non
     if row[1] not in RETRACTABLE_TYPES:
         raise RetractionError(f"a {row[1]} entry (position {target}) cannot be retracted")
     again = conn.execute(
-        "SELECT position FROM log WHERE type = 'entry.retracted' AND tenant = ? "
-        "AND json_extract(CAST(entry AS TEXT), '$.event.position') = ?",
+        f"SELECT position FROM log WHERE type = 'entry.retracted' AND {RARE_TYPES} "
+        "AND tenant = ? AND json_extract(CAST(entry AS TEXT), '$.event.position') = ?",
         (tenant, target),
     ).fetchone()
     if again is not None:
