@@ -29,6 +29,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+import msgspec
+
 from ledger import tree
 from ledger.entries import (
     Entry,
@@ -61,14 +63,12 @@ RARE_TYPES = (
 searches the log by a rare entry type must include it verbatim, or SQLite scans the log."""
 
 
-class Committed:
-    """An entry being applied: its stored form and its decoded document."""
+class Committed(msgspec.Struct, frozen=True, gc=False):
+    """An entry being applied: its stored form and its decoded document (plain data, not
+    tracked by the garbage collector: a replay makes millions of them)."""
 
-    __slots__ = ("entry", "stored")
-
-    def __init__(self, stored: StoredEntry, entry: Entry) -> None:
-        self.stored = stored
-        self.entry = entry
+    stored: StoredEntry
+    entry: Entry
 
 
 class Projector(Protocol):
