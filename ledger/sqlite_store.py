@@ -368,7 +368,8 @@ class SqliteLogStore:
             return
         try:
             self._write_tickets(group, isolated=isolated)
-            self._wconn.execute("COMMIT")
+            if self._wconn.in_transaction:  # not when a lone ticket failed and was rolled back
+                self._wconn.execute("COMMIT")
         except _Regroup:
             self._abandon()
             for ticket in group:
@@ -384,9 +385,13 @@ class SqliteLogStore:
 
     def _write_tickets(self, group: list[_Ticket], *, isolated: bool) -> None:
         """Each ticket's entries under its own savepoint; with ``isolated``, each ticket's
-        entries are also hashed and projected under it, otherwise the group's all at once."""
+        entries are also hashed and projected under it, otherwise the group's all at once.
+        A lone ticket needs no savepoint: should it fail, the whole transaction is rolled back."""
         conn = self._wconn
         cursor = self._cursor(conn)
+        if len(group) == 1:
+            self._write_lone_ticket(conn, group[0], cursor)
+            return
         for ticket in group:
             conn.execute("SAVEPOINT ticket")
             mark = (cursor.head, cursor.last_recorded, len(cursor.items))
@@ -409,6 +414,17 @@ class SqliteLogStore:
                     raise  # the whole transaction is gone: every ticket fails
                 raise _Regroup from exc
 
+    def _write_lone_ticket(
+        self, conn: sqlite3.Connection, ticket: _Ticket, cursor: _Cursor
+    ) -> None:
+        try:
+            ticket.results = self._append_drafts(conn, ticket.drafts, cursor, True)
+        except Exception as exc:
+            if not conn.in_transaction:
+                raise  # SQLite rolled the transaction back itself
+            self._abandon()
+            ticket.results, ticket.error = None, _domain_error(exc)
+
     @staticmethod
     def _finish(group: list[_Ticket], error: BaseException | None) -> None:
         for ticket in group:
@@ -429,14 +445,12 @@ class SqliteLogStore:
         results: list[Appended] = []
         start = len(cursor.items)
         for draft in drafts:
-            dup = conn.execute(
-                "SELECT position, entry, leaf_hash FROM log WHERE tenant = ? AND key = ?",
-                (draft.tenant, draft.key),
-            ).fetchone()
-            if dup is not None:
-                results.append(Appended(StoredEntry(*dup), duplicate=True))
+            item = None
+            if not isinstance(draft.event, EntryRetracted) or not _taken(conn, draft):
+                item = self._insert(conn, draft, cursor)  # None: the key is taken
+            if item is None:
+                results.append(Appended(_original(conn, draft), duplicate=True))
                 continue
-            item = self._insert(conn, draft, cursor)
             cursor.items.append(item)
             results.append(Appended(item.stored, duplicate=False))
         fresh = cursor.items[start:]
@@ -450,7 +464,9 @@ class SqliteLogStore:
         for projector in self.projectors:
             projector.apply(conn, items)
 
-    def _insert(self, conn: sqlite3.Connection, draft: Draft, cursor: _Cursor) -> Committed:
+    def _insert(self, conn: sqlite3.Connection, draft: Draft, cursor: _Cursor) -> Committed | None:
+        """Insert ``draft`` as the next entry; ``None`` (nothing written) when its (tenant, key)
+        is already in the log: the unique index answers that in the insert itself."""
         if isinstance(draft.event, EntryRetracted):
             _check_retraction(conn, draft.tenant, draft.event.position)
         if cursor.now is None:
@@ -476,9 +492,10 @@ class SqliteLogStore:
         )
         data = encode_entry(entry)
         stored = StoredEntry(position, data, leaf_hash(data))
-        conn.execute(
+        inserted = conn.execute(
             "INSERT INTO log (position, tenant, key, event_id, type, subaccount, msisdn, "
-            "occurred_at, recorded_at, entry, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "occurred_at, recorded_at, entry, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (tenant, key) DO NOTHING",
             (
                 position,
                 entry.tenant,
@@ -492,7 +509,9 @@ class SqliteLogStore:
                 data,
                 stored.leaf_hash,
             ),
-        )
+        ).rowcount
+        if not inserted:
+            return None
         if salt is not None:
             conn.execute(
                 "INSERT INTO evidence (position, salt, content) VALUES (?, ?, ?)",
@@ -516,6 +535,23 @@ def _open_lock_file(db: Path) -> int | None:
         return os.open(f"{db}-writer-lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError:
         return None
+
+
+def _taken(conn: sqlite3.Connection, draft: Draft) -> bool:
+    """Whether the log already holds an entry with ``draft``'s (tenant, key)."""
+    row = conn.execute(
+        "SELECT 1 FROM log WHERE tenant = ? AND key = ?", (draft.tenant, draft.key)
+    ).fetchone()
+    return row is not None
+
+
+def _original(conn: sqlite3.Connection, draft: Draft) -> StoredEntry:
+    """The entry already in the log with ``draft``'s (tenant, key)."""
+    row = conn.execute(
+        "SELECT position, entry, leaf_hash FROM log WHERE tenant = ? AND key = ?",
+        (draft.tenant, draft.key),
+    ).fetchone()
+    return StoredEntry(*row)
 
 
 def _check_retraction(conn: sqlite3.Connection, tenant: str, target: int) -> None:
