@@ -195,8 +195,8 @@ def test_an_edited_entry_with_recomputed_hashes_is_caught_by_the_checkpoint(
             "SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", (level, idx)
         ).fetchone()[0]
         conn.executemany(
-            "INSERT INTO tree_nodes VALUES (?, ?, ?)",
-            merkle.completed_nodes(i, merkle.leaf_hash(leaf), get),
+            "INSERT INTO tree_nodes (level, idx, hash, leaf) VALUES (?, ?, ?, ?)",
+            [(*node, i) for node in merkle.completed_nodes(i, merkle.leaf_hash(leaf), get)],
         )
     conn.close()
     report = assert_caught(capsys, db, ENTRIES, "root differs from the tree of the entries")
