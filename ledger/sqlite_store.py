@@ -52,6 +52,9 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite's busy timeout alone
     fcntl = None  # type: ignore[assignment]
 
 BUSY_TIMEOUT_MS = 30_000
+GATHER_SECONDS = 0.0002
+"""The longest a group's leader waits for the callers of recent groups to join it (a fraction
+of the commit it saves them)."""
 _NOTHING_WRITTEN = "the write failed and nothing was written"
 _INTERRUPTED = "the write was interrupted; whether it was written is unknown"
 MAX_POSITION = 2**63 - 1
@@ -163,7 +166,7 @@ class SqliteLogStore:
         self._pending: list[_Ticket] = []
         self._pending_lock = threading.Lock()
         self._leading = False  # a caller is committing (or about to commit) the pending group
-        self._last_group = 0  # tickets in the last group committed
+        self._expected = 0  # tickets expected in a group: recent groups' size, decaying
         self._write_lock = threading.Lock()
         self._wconn = connect(self.path)
         self._lock_fd = _open_lock_file(self.path)
@@ -283,13 +286,12 @@ class SqliteLogStore:
     def _lead(self) -> None:
         """Commit every pending ticket as one group, wake their callers, pass the lead on."""
         group: list[_Ticket] = []
-        if self._last_group > 1:
-            time.sleep(0)  # let the callers the last group woke (still running) join this one
+        self._gather()
         try:
             with self._write_lock:
                 with self._pending_lock:
                     group, self._pending = self._pending, []
-                self._last_group = len(group)
+                self._expected = max(len(group), self._expected - 1)
                 self._commit_group(group)
         finally:
             for ticket in group:
@@ -302,6 +304,16 @@ class SqliteLogStore:
                     self._pending[0].wake.release()  # not done: its caller commits the next group
                 else:
                     self._leading = False
+
+    def _gather(self) -> None:
+        """Give the callers the last groups woke (still running) a moment to join this group:
+        until as many tickets wait as recent groups had, or ``GATHER_SECONDS`` pass. A lone
+        writer never waits; the expectation drops by one per group when writers go away."""
+        if self._expected <= 1:
+            return
+        deadline = time.perf_counter() + GATHER_SECONDS
+        while len(self._pending) < self._expected and time.perf_counter() < deadline:
+            time.sleep(0)  # lets the other threads run
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
