@@ -3,14 +3,15 @@
 Guarantees beyond the port (``ledger.store``): WAL with ``synchronous=FULL`` (an acknowledged
 append survives a crash or power loss); one writer at a time across processes (``BEGIN
 IMMEDIATE``); concurrent ``append`` calls in one process are group-committed — one transaction and
-one fsync for everything waiting — while each call still succeeds or fails alone (a savepoint per
-call); projectors run inside the same transaction as the entries they apply, so a projection is
+one fsync for everything waiting — while each call still succeeds or fails alone (should any call
+fail, the group is rolled back and written again, a savepoint per call); projectors run inside the same transaction as the entries they apply, so a projection is
 never ahead of or behind the log it has recorded as applied.
 
 Speed, without weakening any of that: the entries of one group share one recorded time (read
-once, inside the write lock) and are hashed into the tree and applied to the projections together
-(should a projector refuse one call's entries, the group is rolled back and written again call by
-call, as above); writers in other processes queue on a lock file beside the database
+once, inside the write lock) and are written, hashed into the tree and applied to the projections
+together (savepoints only when a group is written again, as above); a group's leader waits a
+moment for the callers of recent groups to rejoin; a taken idempotency key is found by the insert
+itself; writers in other processes queue on a lock file beside the database
 (``<db>-writer-lock``, ``flock``) and are woken the moment it is free, instead of polling SQLite's
 lock with ever longer sleeps.
 """
@@ -363,10 +364,10 @@ class SqliteLogStore:
             raise StoreUnavailable(f"cannot start a write: {exc}") from exc
 
     def _commit_group(self, group: list[_Ticket]) -> None:
-        """Write ``group`` in one transaction, a savepoint per ticket; mark every ticket done.
+        """Write ``group`` in one transaction; mark every ticket done.
 
-        A ticket that fails alone (a domain error, a full database refusing one statement) is
-        rolled back to its savepoint and the others go on; if the whole transaction is lost
+        A ticket that fails alone (a domain error, a full database refusing one statement)
+        fails and the others go on (``_write_tickets``); if the whole transaction is lost
         (SQLite rolled it back, or COMMIT failed) every ticket fails and nothing was written.
         """
         with self._exclusive():
@@ -396,35 +397,50 @@ class SqliteLogStore:
         self._finish(group, None)
 
     def _write_tickets(self, group: list[_Ticket], *, isolated: bool) -> None:
-        """Each ticket's entries under its own savepoint; with ``isolated``, each ticket's
-        entries are also hashed and projected under it, otherwise the group's all at once.
-        A lone ticket needs no savepoint: should it fail, the whole transaction is rolled back."""
+        """Write every ticket of ``group``, each of which must succeed or fail alone.
+
+        A lone ticket needs no savepoint: should it fail, the whole transaction is rolled back.
+        Otherwise the group is first written as one (no savepoints, hashed and projected at
+        once); should anything in it fail, ``_Regroup`` has the group written again
+        ``isolated``: each ticket under its own savepoint, hashed and projected under it.
+        """
         conn = self._wconn
         cursor = self._cursor(conn)
         if len(group) == 1:
             self._write_lone_ticket(conn, group[0], cursor)
-            return
-        for ticket in group:
-            conn.execute("SAVEPOINT ticket")
-            mark = (cursor.head, cursor.last_recorded, len(cursor.items))
-            try:
-                ticket.results = self._append_drafts(conn, ticket.drafts, cursor, isolated)
-                conn.execute("RELEASE ticket")
-            except Exception as exc:
-                if not conn.in_transaction:
-                    raise  # the whole transaction is gone: every ticket fails
-                conn.execute("ROLLBACK TO ticket")
-                conn.execute("RELEASE ticket")
-                cursor.head, cursor.last_recorded = mark[0], mark[1]
-                del cursor.items[mark[2] :]
-                ticket.results, ticket.error = None, _domain_error(exc)
-        if not isolated and cursor.items:
-            try:
+        elif not isolated:
+            self._write_together(conn, group, cursor)
+        else:
+            for ticket in group:
+                self._write_isolated(conn, ticket, cursor)
+
+    def _write_together(
+        self, conn: sqlite3.Connection, group: list[_Ticket], cursor: _Cursor
+    ) -> None:
+        try:
+            for ticket in group:
+                ticket.results = self._append_drafts(conn, ticket.drafts, cursor, False)
+            if cursor.items:
                 self._project(conn, cursor.items)
-            except Exception as exc:
-                if not conn.in_transaction:
-                    raise  # the whole transaction is gone: every ticket fails
-                raise _Regroup from exc
+        except Exception as exc:
+            if not conn.in_transaction:
+                raise  # the whole transaction is gone: every ticket fails
+            raise _Regroup from exc
+
+    def _write_isolated(self, conn: sqlite3.Connection, ticket: _Ticket, cursor: _Cursor) -> None:
+        conn.execute("SAVEPOINT ticket")
+        mark = (cursor.head, cursor.last_recorded, len(cursor.items))
+        try:
+            ticket.results = self._append_drafts(conn, ticket.drafts, cursor, True)
+            conn.execute("RELEASE ticket")
+        except Exception as exc:
+            if not conn.in_transaction:
+                raise  # the whole transaction is gone: every ticket fails
+            conn.execute("ROLLBACK TO ticket")
+            conn.execute("RELEASE ticket")
+            cursor.head, cursor.last_recorded = mark[0], mark[1]
+            del cursor.items[mark[2] :]
+            ticket.results, ticket.error = None, _domain_error(exc)
 
     def _write_lone_ticket(
         self, conn: sqlite3.Connection, ticket: _Ticket, cursor: _Cursor
