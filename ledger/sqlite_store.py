@@ -4,8 +4,9 @@ Guarantees beyond the port (``ledger.store``): WAL with ``synchronous=FULL`` (an
 append survives a crash or power loss); one writer at a time across processes (``BEGIN
 IMMEDIATE``); concurrent ``append`` calls in one process are group-committed — one transaction and
 one fsync for everything waiting — while each call still succeeds or fails alone (should any call
-fail, the group is rolled back and written again, a savepoint per call); projectors run inside the same transaction as the entries they apply, so a projection is
-never ahead of or behind the log it has recorded as applied.
+fail, the group is rolled back and written again, a savepoint per call); projectors run inside
+the same transaction as the entries they apply, so a projection is never ahead of or behind the
+log it has recorded as applied.
 
 Speed, without weakening any of that: the entries of one group share one recorded time (read
 once, inside the write lock) and are written, hashed into the tree and applied to the projections
