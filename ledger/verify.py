@@ -320,7 +320,7 @@ def _stored_levels(conn: sqlite3.Connection) -> dict[int, _StoredLevel]:
     within a level that is index order)."""
     levels: dict[int, _StoredLevel] = {}
     for level, index, digest in conn.execute(
-        "SELECT level, idx, hash FROM tree_nodes ORDER BY leaf, level"
+        "SELECT level, idx, hash FROM tree_nodes ORDER BY node"
     ):
         found = levels.get(level)
         if found is None:
