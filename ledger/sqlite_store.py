@@ -169,6 +169,8 @@ class SqliteLogStore:
         self._pending_lock = threading.Lock()
         self._leading = False  # a caller is committing (or about to commit) the pending group
         self._expected = 0  # tickets expected in a group: recent groups' size, decaying
+        self._gathering = False  # the leader waits (on ``_gathered``) for the group to fill
+        self._gathered = _held_lock()
         self._write_lock = threading.Lock()
         self._wconn = connect(self.path)
         self._lock_fd = _open_lock_file(self.path)
@@ -276,6 +278,9 @@ class SqliteLogStore:
         with self._pending_lock:
             self._pending.append(ticket)
             lead, self._leading = not self._leading, True
+            if self._gathering and len(self._pending) >= self._expected:
+                self._gathering = False
+                self._gathered.release()  # the leader waiting for this group to fill goes on
         if not lead:
             ticket.wake.acquire()
         if not ticket.done:
@@ -288,8 +293,8 @@ class SqliteLogStore:
     def _lead(self) -> None:
         """Commit every pending ticket as one group, wake their callers, pass the lead on."""
         group: list[_Ticket] = []
-        self._gather()
         try:
+            self._gather()
             with self._write_lock:
                 with self._pending_lock:
                     group, self._pending = self._pending, []
@@ -313,9 +318,18 @@ class SqliteLogStore:
         writer never waits; the expectation drops by one per group when writers go away."""
         if self._expected <= 1:
             return
-        deadline = time.perf_counter() + GATHER_SECONDS
-        while len(self._pending) < self._expected and time.perf_counter() < deadline:
-            time.sleep(0)  # lets the other threads run
+        with self._pending_lock:
+            if len(self._pending) >= self._expected:
+                return
+            self._gathering = True
+        # Sleep until the caller that fills the group wakes us: the callers run one after the
+        # other meanwhile, instead of handing the interpreter back to us between them.
+        filled = self._gathered.acquire(timeout=GATHER_SECONDS)
+        with self._pending_lock:
+            if self._gathering:  # timed out, and no caller filled the group
+                self._gathering = False
+            elif not filled:  # filled just after the timeout: hold the lock again for next time
+                self._gathered.acquire(blocking=False)
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
