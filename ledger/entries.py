@@ -25,7 +25,7 @@ SALT_BYTES = 16
 _encoder = msgspec.json.Encoder(order="deterministic")
 
 
-class Entry(msgspec.Struct, frozen=True, kw_only=True):
+class Entry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One log entry as stored (DESIGN §3). ``type`` copies the event's tag for indexing."""
 
     v: int = ENTRY_VERSION
@@ -42,7 +42,10 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     evidence_digest: str | None
 
 
-class Evidence(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+_entry_decoder = msgspec.json.Decoder(Entry)
+
+
+class Evidence(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """Raw evidence of one entry: exactly what was received and from where."""
 
     raw_body: str | None = None
@@ -63,7 +66,7 @@ def encode_entry(entry: Entry) -> bytes:
 
 def decode_entry(data: bytes) -> Entry:
     """Decode stored bytes; raises ``msgspec.ValidationError``/``DecodeError`` if malformed."""
-    return msgspec.json.decode(data, type=Entry)
+    return _entry_decoder.decode(data)
 
 
 def encode_evidence(evidence: Evidence) -> bytes:

@@ -3,14 +3,16 @@
 Guarantees beyond the port (``ledger.store``): WAL with ``synchronous=FULL`` (an acknowledged
 append survives a crash or power loss); one writer at a time across processes (``BEGIN
 IMMEDIATE``); concurrent ``append`` calls in one process are group-committed — one transaction and
-one fsync for everything waiting — while each call still succeeds or fails alone (a savepoint per
-call); projectors run inside the same transaction as the entries they apply, so a projection is
-never ahead of or behind the log it has recorded as applied.
+one fsync for everything waiting — while each call still succeeds or fails alone (should any call
+fail, the group is rolled back and written again, a savepoint per call); projectors run inside
+the same transaction as the entries they apply, so a projection is never ahead of or behind the
+log it has recorded as applied.
 
 Speed, without weakening any of that: the entries of one group share one recorded time (read
-once, inside the write lock) and are hashed into the tree and applied to the projections together
-(should a projector refuse one call's entries, the group is rolled back and written again call by
-call, as above); writers in other processes queue on a lock file beside the database
+once, inside the write lock) and are written, hashed into the tree and applied to the projections
+together (savepoints only when a group is written again, as above); a group's leader waits a
+moment for the callers of recent groups to rejoin; a taken idempotency key is found by the insert
+itself; writers in other processes queue on a lock file beside the database
 (``<db>-writer-lock``, ``flock``) and are woken the moment it is free, instead of polling SQLite's
 lock with ever longer sleeps.
 """
@@ -28,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
+
+import msgspec
 
 from ledger import tree
 from ledger.entries import (
@@ -50,20 +54,26 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite's busy timeout alone
     fcntl = None  # type: ignore[assignment]
 
 BUSY_TIMEOUT_MS = 30_000
+GATHER_SECONDS = 0.0002
+"""The longest a group's leader waits for the callers of recent groups to join it (a fraction
+of the commit it saves them)."""
 _NOTHING_WRITTEN = "the write failed and nothing was written"
 _INTERRUPTED = "the write was interrupted; whether it was written is unknown"
 MAX_POSITION = 2**63 - 1
 """The largest position SQLite can store."""
+RARE_TYPES = (
+    "type NOT IN ('consent.revoked', 'consent.granted', 'help.requested', 'review.flagged')"
+)
+"""The condition of the partial index ``log_by_rare_type`` (migration 0006): a query that
+searches the log by a rare entry type must include it verbatim, or SQLite scans the log."""
 
 
-class Committed:
-    """An entry being applied: its stored form and its decoded document."""
+class Committed(msgspec.Struct, frozen=True, gc=False):
+    """An entry being applied: its stored form and its decoded document (plain data, not
+    tracked by the garbage collector: a replay makes millions of them)."""
 
-    __slots__ = ("entry", "stored")
-
-    def __init__(self, stored: StoredEntry, entry: Entry) -> None:
-        self.stored = stored
-        self.entry = entry
+    stored: StoredEntry
+    entry: Entry
 
 
 class Projector(Protocol):
@@ -158,7 +168,9 @@ class SqliteLogStore:
         self._pending: list[_Ticket] = []
         self._pending_lock = threading.Lock()
         self._leading = False  # a caller is committing (or about to commit) the pending group
-        self._last_group = 0  # tickets in the last group committed
+        self._expected = 0  # tickets expected in a group: recent groups' size, decaying
+        self._gathering = False  # the leader waits (on ``_gathered``) for the group to fill
+        self._gathered = _held_lock()
         self._write_lock = threading.Lock()
         self._wconn = connect(self.path)
         self._lock_fd = _open_lock_file(self.path)
@@ -266,6 +278,9 @@ class SqliteLogStore:
         with self._pending_lock:
             self._pending.append(ticket)
             lead, self._leading = not self._leading, True
+            if self._gathering and len(self._pending) >= self._expected:
+                self._gathering = False
+                self._gathered.release()  # the leader waiting for this group to fill goes on
         if not lead:
             ticket.wake.acquire()
         if not ticket.done:
@@ -278,13 +293,12 @@ class SqliteLogStore:
     def _lead(self) -> None:
         """Commit every pending ticket as one group, wake their callers, pass the lead on."""
         group: list[_Ticket] = []
-        if self._last_group > 1:
-            time.sleep(0)  # let the callers the last group woke (still running) join this one
         try:
+            self._gather()
             with self._write_lock:
                 with self._pending_lock:
                     group, self._pending = self._pending, []
-                self._last_group = len(group)
+                self._expected = max(len(group), self._expected - 1)
                 self._commit_group(group)
         finally:
             for ticket in group:
@@ -297,6 +311,25 @@ class SqliteLogStore:
                     self._pending[0].wake.release()  # not done: its caller commits the next group
                 else:
                     self._leading = False
+
+    def _gather(self) -> None:
+        """Give the callers the last groups woke (still running) a moment to join this group:
+        until as many tickets wait as recent groups had, or ``GATHER_SECONDS`` pass. A lone
+        writer never waits; the expectation drops by one per group when writers go away."""
+        if self._expected <= 1:
+            return
+        with self._pending_lock:
+            if len(self._pending) >= self._expected:
+                return
+            self._gathering = True
+        # Sleep until the caller that fills the group wakes us: the callers run one after the
+        # other meanwhile, instead of handing the interpreter back to us between them.
+        filled = self._gathered.acquire(timeout=GATHER_SECONDS)
+        with self._pending_lock:
+            if self._gathering:  # timed out, and no caller filled the group
+                self._gathering = False
+            elif not filled:  # filled just after the timeout: hold the lock again for next time
+                self._gathered.acquire(blocking=False)
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -346,10 +379,10 @@ class SqliteLogStore:
             raise StoreUnavailable(f"cannot start a write: {exc}") from exc
 
     def _commit_group(self, group: list[_Ticket]) -> None:
-        """Write ``group`` in one transaction, a savepoint per ticket; mark every ticket done.
+        """Write ``group`` in one transaction; mark every ticket done.
 
-        A ticket that fails alone (a domain error, a full database refusing one statement) is
-        rolled back to its savepoint and the others go on; if the whole transaction is lost
+        A ticket that fails alone (a domain error, a full database refusing one statement)
+        fails and the others go on (``_write_tickets``); if the whole transaction is lost
         (SQLite rolled it back, or COMMIT failed) every ticket fails and nothing was written.
         """
         with self._exclusive():
@@ -363,7 +396,8 @@ class SqliteLogStore:
             return
         try:
             self._write_tickets(group, isolated=isolated)
-            self._wconn.execute("COMMIT")
+            if self._wconn.in_transaction:  # not when a lone ticket failed and was rolled back
+                self._wconn.execute("COMMIT")
         except _Regroup:
             self._abandon()
             for ticket in group:
@@ -378,31 +412,61 @@ class SqliteLogStore:
         self._finish(group, None)
 
     def _write_tickets(self, group: list[_Ticket], *, isolated: bool) -> None:
-        """Each ticket's entries under its own savepoint; with ``isolated``, each ticket's
-        entries are also hashed and projected under it, otherwise the group's all at once."""
+        """Write every ticket of ``group``, each of which must succeed or fail alone.
+
+        A lone ticket needs no savepoint: should it fail, the whole transaction is rolled back.
+        Otherwise the group is first written as one (no savepoints, hashed and projected at
+        once); should anything in it fail, ``_Regroup`` has the group written again
+        ``isolated``: each ticket under its own savepoint, hashed and projected under it.
+        """
         conn = self._wconn
         cursor = self._cursor(conn)
-        for ticket in group:
-            conn.execute("SAVEPOINT ticket")
-            mark = (cursor.head, cursor.last_recorded, len(cursor.items))
-            try:
-                ticket.results = self._append_drafts(conn, ticket.drafts, cursor, isolated)
-                conn.execute("RELEASE ticket")
-            except Exception as exc:
-                if not conn.in_transaction:
-                    raise  # the whole transaction is gone: every ticket fails
-                conn.execute("ROLLBACK TO ticket")
-                conn.execute("RELEASE ticket")
-                cursor.head, cursor.last_recorded = mark[0], mark[1]
-                del cursor.items[mark[2] :]
-                ticket.results, ticket.error = None, _domain_error(exc)
-        if not isolated and cursor.items:
-            try:
+        if len(group) == 1:
+            self._write_lone_ticket(conn, group[0], cursor)
+        elif not isolated:
+            self._write_together(conn, group, cursor)
+        else:
+            for ticket in group:
+                self._write_isolated(conn, ticket, cursor)
+
+    def _write_together(
+        self, conn: sqlite3.Connection, group: list[_Ticket], cursor: _Cursor
+    ) -> None:
+        try:
+            for ticket in group:
+                ticket.results = self._append_drafts(conn, ticket.drafts, cursor, False)
+            if cursor.items:
                 self._project(conn, cursor.items)
-            except Exception as exc:
-                if not conn.in_transaction:
-                    raise  # the whole transaction is gone: every ticket fails
-                raise _Regroup from exc
+        except Exception as exc:
+            if not conn.in_transaction:
+                raise  # the whole transaction is gone: every ticket fails
+            raise _Regroup from exc
+
+    def _write_isolated(self, conn: sqlite3.Connection, ticket: _Ticket, cursor: _Cursor) -> None:
+        conn.execute("SAVEPOINT ticket")
+        mark = (cursor.head, cursor.last_recorded, len(cursor.items))
+        try:
+            ticket.results = self._append_drafts(conn, ticket.drafts, cursor, True)
+            conn.execute("RELEASE ticket")
+        except Exception as exc:
+            if not conn.in_transaction:
+                raise  # the whole transaction is gone: every ticket fails
+            conn.execute("ROLLBACK TO ticket")
+            conn.execute("RELEASE ticket")
+            cursor.head, cursor.last_recorded = mark[0], mark[1]
+            del cursor.items[mark[2] :]
+            ticket.results, ticket.error = None, _domain_error(exc)
+
+    def _write_lone_ticket(
+        self, conn: sqlite3.Connection, ticket: _Ticket, cursor: _Cursor
+    ) -> None:
+        try:
+            ticket.results = self._append_drafts(conn, ticket.drafts, cursor, True)
+        except Exception as exc:
+            if not conn.in_transaction:
+                raise  # SQLite rolled the transaction back itself
+            self._abandon()
+            ticket.results, ticket.error = None, _domain_error(exc)
 
     @staticmethod
     def _finish(group: list[_Ticket], error: BaseException | None) -> None:
@@ -424,14 +488,12 @@ class SqliteLogStore:
         results: list[Appended] = []
         start = len(cursor.items)
         for draft in drafts:
-            dup = conn.execute(
-                "SELECT position, entry, leaf_hash FROM log WHERE tenant = ? AND key = ?",
-                (draft.tenant, draft.key),
-            ).fetchone()
-            if dup is not None:
-                results.append(Appended(StoredEntry(*dup), duplicate=True))
+            item = None
+            if not isinstance(draft.event, EntryRetracted) or not _taken(conn, draft):
+                item = self._insert(conn, draft, cursor)  # None: the key is taken
+            if item is None:
+                results.append(Appended(_original(conn, draft), duplicate=True))
                 continue
-            item = self._insert(conn, draft, cursor)
             cursor.items.append(item)
             results.append(Appended(item.stored, duplicate=False))
         fresh = cursor.items[start:]
@@ -445,7 +507,9 @@ class SqliteLogStore:
         for projector in self.projectors:
             projector.apply(conn, items)
 
-    def _insert(self, conn: sqlite3.Connection, draft: Draft, cursor: _Cursor) -> Committed:
+    def _insert(self, conn: sqlite3.Connection, draft: Draft, cursor: _Cursor) -> Committed | None:
+        """Insert ``draft`` as the next entry; ``None`` (nothing written) when its (tenant, key)
+        is already in the log: the unique index answers that in the insert itself."""
         if isinstance(draft.event, EntryRetracted):
             _check_retraction(conn, draft.tenant, draft.event.position)
         if cursor.now is None:
@@ -471,9 +535,10 @@ class SqliteLogStore:
         )
         data = encode_entry(entry)
         stored = StoredEntry(position, data, leaf_hash(data))
-        conn.execute(
+        inserted = conn.execute(
             "INSERT INTO log (position, tenant, key, event_id, type, subaccount, msisdn, "
-            "occurred_at, recorded_at, entry, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "occurred_at, recorded_at, entry, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (tenant, key) DO NOTHING",
             (
                 position,
                 entry.tenant,
@@ -487,7 +552,9 @@ class SqliteLogStore:
                 data,
                 stored.leaf_hash,
             ),
-        )
+        ).rowcount
+        if not inserted:
+            return None
         if salt is not None:
             conn.execute(
                 "INSERT INTO evidence (position, salt, content) VALUES (?, ?, ?)",
@@ -513,6 +580,23 @@ def _open_lock_file(db: Path) -> int | None:
         return None
 
 
+def _taken(conn: sqlite3.Connection, draft: Draft) -> bool:
+    """Whether the log already holds an entry with ``draft``'s (tenant, key)."""
+    row = conn.execute(
+        "SELECT 1 FROM log WHERE tenant = ? AND key = ?", (draft.tenant, draft.key)
+    ).fetchone()
+    return row is not None
+
+
+def _original(conn: sqlite3.Connection, draft: Draft) -> StoredEntry:
+    """The entry already in the log with ``draft``'s (tenant, key)."""
+    row = conn.execute(
+        "SELECT position, entry, leaf_hash FROM log WHERE tenant = ? AND key = ?",
+        (draft.tenant, draft.key),
+    ).fetchone()
+    return StoredEntry(*row)
+
+
 def _check_retraction(conn: sqlite3.Connection, tenant: str, target: int) -> None:
     row = None
     if 0 < target <= MAX_POSITION:
@@ -522,8 +606,8 @@ def _check_retraction(conn: sqlite3.Connection, tenant: str, target: int) -> Non
     if row[1] not in RETRACTABLE_TYPES:
         raise RetractionError(f"a {row[1]} entry (position {target}) cannot be retracted")
     again = conn.execute(
-        "SELECT position FROM log WHERE type = 'entry.retracted' AND tenant = ? "
-        "AND json_extract(CAST(entry AS TEXT), '$.event.position') = ?",
+        f"SELECT position FROM log WHERE type = 'entry.retracted' AND {RARE_TYPES} "
+        "AND tenant = ? AND json_extract(CAST(entry AS TEXT), '$.event.position') = ?",
         (tenant, target),
     ).fetchone()
     if again is not None:

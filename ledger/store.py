@@ -19,7 +19,7 @@ from ledger.entries import Entry, Evidence, decode_entry
 from ledger.events import Event
 
 
-class Draft(msgspec.Struct, frozen=True, kw_only=True):
+class Draft(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An entry before the store assigns its position, recorded time and event id."""
 
     tenant: str
@@ -32,7 +32,7 @@ class Draft(msgspec.Struct, frozen=True, kw_only=True):
     evidence: Evidence | None = None
 
 
-class StoredEntry(msgspec.Struct, frozen=True):
+class StoredEntry(msgspec.Struct, frozen=True, gc=False):
     """An entry as stored: its position, exact bytes and RFC 9162 leaf hash."""
 
     position: int
@@ -45,7 +45,7 @@ class StoredEntry(msgspec.Struct, frozen=True):
         return decode_entry(self.data)
 
 
-class Appended(msgspec.Struct, frozen=True):
+class Appended(msgspec.Struct, frozen=True, gc=False):
     """The result of appending one draft."""
 
     stored: StoredEntry

@@ -3,7 +3,8 @@
 Guarantees: after an append commits, ``tree_nodes`` holds every perfect subtree the log
 completes (same transaction as the entries); the root of any size, an inclusion proof and a
 consistency proof then cost O(log n) node reads and hashes (``ledger.merkle``), never a pass over
-the log. Leaf p−1 is the entry at position p.
+the log. Leaf p−1 is the entry at position p. Nodes are keyed by the last leaf they cover
+(``node_key``, migration 0008), so the nodes one append completes are stored side by side.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def node_getter(conn: sqlite3.Connection) -> merkle.NodeGetter:
 
     def get(level: int, index: int) -> bytes:
         row = conn.execute(
-            "SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", (level, index)
+            "SELECT hash FROM tree_nodes WHERE node = ?", (node_key(level, index),)
         ).fetchone()
         if row is None:
             raise LookupError(f"tree node ({level}, {index}) is missing")
@@ -39,20 +40,30 @@ def add_leaves(conn: sqlite3.Connection, stored: Sequence[StoredEntry]) -> None:
         node = made.get((level, index))
         return node if node is not None else read(level, index)
 
-    rows: list[tuple[int, int, bytes]] = []
+    rows: list[tuple[int, int, int, bytes]] = []
     for entry in stored:
-        nodes = merkle.completed_nodes(entry.position - 1, entry.leaf_hash, get)
-        made.update(((level, index), digest) for level, index, digest in nodes)
-        rows += nodes
-    conn.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", rows)
+        leaf = entry.position - 1
+        for level, index, digest in merkle.completed_nodes(leaf, entry.leaf_hash, get):
+            made[level, index] = digest
+            rows.append((leaf << _LEVEL_BITS | level, level, index, digest))
+    conn.executemany("INSERT INTO tree_nodes (node, level, idx, hash) VALUES (?, ?, ?, ?)", rows)
+
+
+_LEVEL_BITS = 6
+
+
+def node_key(level: int, index: int) -> int:
+    """The key of node (``level``, ``index``) in ``tree_nodes``: the last leaf it covers (the
+    leaf whose append completes it), then its level. Nodes completed together are neighbours."""
+    return (((index + 1) << level) - 1) << _LEVEL_BITS | level
 
 
 def tree_size(conn: sqlite3.Connection) -> int:
     """The number of leaves in the stored tree (equals the log head when consistent)."""
     row = conn.execute(
-        "SELECT coalesce(max(idx) + 1, 0) FROM tree_nodes WHERE level = 0"
+        "SELECT node FROM tree_nodes WHERE level = 0 ORDER BY node DESC LIMIT 1"
     ).fetchone()
-    return int(row[0])
+    return 0 if row is None else (int(row[0]) >> _LEVEL_BITS) + 1
 
 
 def _check_size(conn: sqlite3.Connection, size: int) -> None:

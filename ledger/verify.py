@@ -18,14 +18,15 @@ size (the message names the range of entries it vouches for since the previous o
 ``first_bad_position`` is the earliest.
 
 Cost: one pass over the entries (each decoded once; ``each_batch`` lets a caller reuse them),
-then one pass per tree level comparing whole levels at once; memory holds the recomputed tree
-(64 bytes per entry).
+then one pass over the stored tree and a comparison of whole levels at once; memory holds the
+recomputed tree and the stored one (about 64 bytes per entry each).
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+from array import array
 from binascii import b2a_base64
 from collections.abc import Callable
 from typing import Any
@@ -284,6 +285,7 @@ def _check_tree(
     levels = [leaves]
     bad: set[int] = set()  # indexes at the level below whose stored node differs
     height = max(len(leaves) // _H, 1).bit_length()
+    stored = _stored_levels(conn)
     for level in range(height):
         if level > 0:
             below = levels[-1]
@@ -293,36 +295,57 @@ def _check_tree(
                     for i in range(0, len(below) // (2 * _H) * 2 * _H, 2 * _H)
                 )
             )
-        bad = _compare_level(conn, report, level, levels[level], bad, len(leaves) // _H)
+        found = stored.pop(level, None) or _StoredLevel()
+        bad = _compare_level(report, level, levels[level], found, bad, len(leaves) // _H)
         if progress:
             progress("tree", level + 1, height)
-    extra = conn.execute(
-        "SELECT level, min(idx) FROM tree_nodes WHERE level >= ? GROUP BY level ORDER BY level",
-        (height,),
-    ).fetchall()
-    for level, index in extra:
-        _extra_node(report, level, index, len(leaves) // _H)
+    for level in sorted(stored):  # levels above the log's tree
+        _extra_node(report, level, stored[level].idxs[0], len(leaves) // _H)
+    return levels
+
+
+class _StoredLevel:
+    """The stored nodes of one tree level, in index order: their indexes, and their hashes end
+    to end (a hash that is not 32 bytes long counts as 32 zero bytes: it differs, as it should)."""
+
+    __slots__ = ("hashes", "idxs")
+
+    def __init__(self) -> None:
+        self.idxs = array("q")
+        self.hashes = bytearray()
+
+
+def _stored_levels(conn: sqlite3.Connection) -> dict[int, _StoredLevel]:
+    """Every stored node, read in one pass over the table (its key order is completion order;
+    within a level that is index order)."""
+    levels: dict[int, _StoredLevel] = {}
+    for level, index, digest in conn.execute(
+        "SELECT level, idx, hash FROM tree_nodes ORDER BY node"
+    ):
+        found = levels.get(level)
+        if found is None:
+            found = levels[level] = _StoredLevel()
+        found.idxs.append(index)
+        found.hashes += digest if len(digest) == _H else bytes(_H)
     return levels
 
 
 def _compare_level(
-    conn: sqlite3.Connection,
     report: Report,
     level: int,
     computed: bytes,
+    found: _StoredLevel,
     bad_below: set[int],
     size: int,
 ) -> set[int]:
     """Compare one level; returns the indexes whose stored node is missing or differs."""
     count = len(computed) // _H
-    rows = conn.execute(
-        "SELECT idx, hash FROM tree_nodes WHERE level = ? ORDER BY idx", (level,)
-    ).fetchall()
-    report.tree_nodes += len(rows)
-    exact = len(rows) == count and (not rows or (rows[0][0] == 0 and rows[-1][0] == count - 1))
-    if exact and b"".join(bytes(h) for _, h in rows) == computed:
+    idxs = found.idxs
+    report.tree_nodes += len(idxs)
+    exact = len(idxs) == count and (not idxs or (idxs[0] == 0 and idxs[-1] == count - 1))
+    if exact and found.hashes == computed:
         return set()
-    stored = {int(i): bytes(h) for i, h in rows}
+    stored = {idxs[i]: bytes(found.hashes[i * _H : (i + 1) * _H]) for i in range(len(idxs))}
     bad = set()
     for index in range(count):
         have = stored.pop(index, None)

@@ -17,6 +17,7 @@ import msgspec
 
 from ledger.entries import Entry
 from ledger.events import ConsentGranted, ConsentRevoked
+from ledger.sqlite_store import RARE_TYPES
 from ledger.store import StoredEntry
 from projections.decisions import Decision, decide
 from projections.ledger import ConsentLedger
@@ -97,7 +98,8 @@ def _targeting(conn: sqlite3.Connection, tenant: str, positions: list[int]) -> l
     return _stored(
         conn.execute(
             # +tenant: search by type (rare entries), never every entry of the tenant
-            "SELECT position, entry, leaf_hash FROM log WHERE type IN (?, ?) AND +tenant = ? "
+            f"SELECT position, entry, leaf_hash FROM log WHERE type IN (?, ?) AND {RARE_TYPES} "
+            "AND +tenant = ? "
             "AND json_extract(CAST(entry AS TEXT), '$.event.position') IN "
             "(SELECT value FROM json_each(?)) ORDER BY position",
             (*_TARGETING, tenant, msgspec.json.encode(positions).decode()),
@@ -110,9 +112,9 @@ def _configuration(conn: sqlite3.Connection, tenant: str, subaccount: str) -> li
         conn.execute(
             # two searches by type (rare entries), never a pass over every entry of the tenant
             "SELECT position, entry, leaf_hash FROM log WHERE type = 'subaccount.configured' "
-            "AND tenant = ? AND subaccount = ? UNION ALL "
+            f"AND {RARE_TYPES} AND tenant = ? AND subaccount = ? UNION ALL "
             "SELECT position, entry, leaf_hash FROM log WHERE type = 'tenant.configured' "
-            "AND tenant = ? ORDER BY position",
+            f"AND {RARE_TYPES} AND tenant = ? ORDER BY position",
             (tenant, subaccount, tenant),
         ).fetchall()
     )

@@ -25,34 +25,21 @@ class ConsentProjector:
     name = "consent"
 
     def apply(self, conn: sqlite3.Connection, items: Sequence[Committed]) -> None:
-        """Insert a fact per consent entry and close facts that a retraction removes."""
-        facts = []
-        for item in items:
-            entry, event = item.entry, item.entry.event
-            if isinstance(event, ConsentRevoked | ConsentGranted) and entry.msisdn:
-                scope = TENANT_SCOPE if event.scope == "tenant" else entry.subaccount
-                state = "opted_out" if isinstance(event, ConsentRevoked) else "opted_in"
-                facts.append(
-                    (
-                        entry.position,
-                        entry.tenant,
-                        scope or TENANT_SCOPE,
-                        entry.msisdn,
-                        state,
-                        entry.occurred_at,
-                        entry.event_id,
-                        entry.type,
-                        event.keyword,
-                    )
-                )
-            elif isinstance(event, EntryRetracted):
-                if facts:
-                    _insert(conn, facts)
-                    facts = []
-                _retract(conn, event.position, entry.position)
-        if facts:
-            _insert(conn, facts)
+        """Insert a fact per consent entry and close facts that a retraction removes; keep
+        ``consent_current`` in step."""
+        _apply(conn, items, current=True)
         set_position(conn, self.name, items[-1].stored.position)
+
+    def replay(self, conn: sqlite3.Connection, items: Sequence[Committed]) -> None:
+        """What ``apply`` does to ``consent_facts``, during a replay into empty tables; leaves
+        ``consent_current`` to ``finish_replay``."""
+        _apply(conn, items, current=False)
+        set_position(conn, self.name, items[-1].stored.position)
+
+    def finish_replay(self, conn: sqlite3.Connection) -> None:
+        """Fill the empty ``consent_current`` from ``consent_facts`` in one pass over its index:
+        per key the latest fact not retracted, the very rows ``apply`` keeps one by one."""
+        conn.execute(_DERIVE_CURRENT)
 
     def reset(self, conn: sqlite3.Connection) -> None:
         """Drop every fact."""
@@ -61,13 +48,44 @@ class ConsentProjector:
         set_position(conn, self.name, 0)
 
 
-def _insert(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
+def _apply(conn: sqlite3.Connection, items: Sequence[Committed], *, current: bool) -> None:
+    """Facts of ``items`` in position order, a retraction applied where it falls among them."""
+    facts: list[tuple[object, ...]] = []
+    for item in items:
+        entry, event = item.entry, item.entry.event
+        if isinstance(event, ConsentRevoked | ConsentGranted) and entry.msisdn:
+            scope = TENANT_SCOPE if event.scope == "tenant" else entry.subaccount
+            state = "opted_out" if isinstance(event, ConsentRevoked) else "opted_in"
+            facts.append(
+                (
+                    entry.position,
+                    entry.tenant,
+                    scope or TENANT_SCOPE,
+                    entry.msisdn,
+                    state,
+                    entry.occurred_at,
+                    entry.event_id,
+                    entry.type,
+                    event.keyword,
+                )
+            )
+        elif isinstance(event, EntryRetracted):
+            if facts:
+                _insert(conn, facts, current)
+                facts = []
+            _retract(conn, event.position, entry.position, current)
+    if facts:
+        _insert(conn, facts, current)
+
+
+def _insert(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]], current: bool) -> None:
     conn.executemany(
         "INSERT INTO consent_facts (position, tenant, scope, msisdn, state, occurred_at, "
         "event_id, type, keyword) VALUES (?,?,?,?,?,?,?,?,?)",
         rows,
     )
-    conn.executemany(_NEWER, [r[:6] for r in rows])
+    if current:
+        conn.executemany(_NEWER, [r[:6] for r in rows])
 
 
 # A fact becomes the current one of its (tenant, msisdn, scope) unless that has a later one.
@@ -80,15 +98,15 @@ _NEWER = (
 )
 
 
-def _retract(conn: sqlite3.Connection, target: int, by: int) -> None:
-    """Mark the fact at ``target`` retracted and, if it was current, put the latest fact left
-    for its (tenant, msisdn, scope) in its place (or none)."""
+def _retract(conn: sqlite3.Connection, target: int, by: int, current: bool) -> None:
+    """Mark the fact at ``target`` retracted and (with ``current``), if it was current, put the
+    latest fact left for its (tenant, msisdn, scope) in its place (or none)."""
     row = conn.execute(
         "UPDATE consent_facts SET retracted_by = ? WHERE position = ? AND retracted_by IS NULL "
         "RETURNING tenant, msisdn, scope",
         (by, target),
     ).fetchall()
-    if not row:
+    if not row or not current:
         return
     gone = conn.execute(
         "DELETE FROM consent_current WHERE tenant = ? AND msisdn = ? AND scope = ? "
@@ -103,3 +121,16 @@ def _retract(conn: sqlite3.Connection, target: int, by: int) -> None:
             "ORDER BY occurred_at DESC, position DESC LIMIT 1",
             row[0],
         )
+
+
+# Per (tenant, msisdn, scope), the fact not retracted with no later one (by occurred time, ties by
+# position): the same rows as migration 0005's. A scan of the covering index consent_facts_lookup
+# (migration 0007) in key order, so consent_current fills from its right edge.
+_DERIVE_CURRENT = (
+    "INSERT INTO consent_current (position, tenant, msisdn, scope, occurred_at, state) "
+    "SELECT position, tenant, msisdn, scope, occurred_at, state FROM ("
+    " SELECT position, tenant, msisdn, scope, occurred_at, state, lead(position) OVER ("
+    "  PARTITION BY tenant, msisdn, scope ORDER BY occurred_at, position) AS later"
+    " FROM consent_facts WHERE retracted_by IS NULL"
+    ") WHERE later IS NULL"
+)

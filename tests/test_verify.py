@@ -22,6 +22,7 @@ from ledger.checkpoint import Checkpoint, Signer, checkpoint_body, load_or_creat
 from ledger.entries import Evidence
 from ledger.events import ConsentGranted, ConsentRevoked, HelpRequested
 from ledger.store import Draft
+from ledger.tree import node_key
 from ledger.verify import MAX_PROBLEMS, Report
 from projections.ledger import ConsentLedger
 
@@ -191,12 +192,13 @@ def test_an_edited_entry_with_recomputed_hashes_is_caught_by_the_checkpoint(
     conn.execute("DELETE FROM tree_nodes")
     leaves = [r[0] for r in conn.execute("SELECT entry FROM log ORDER BY position")]
     for i, leaf in enumerate(leaves):
+        hashed = merkle.leaf_hash(leaf)
         get = lambda level, idx: conn.execute(  # noqa: E731
             "SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", (level, idx)
         ).fetchone()[0]
         conn.executemany(
-            "INSERT INTO tree_nodes VALUES (?, ?, ?)",
-            merkle.completed_nodes(i, merkle.leaf_hash(leaf), get),
+            "INSERT INTO tree_nodes (node, level, idx, hash) VALUES (?, ?, ?, ?)",
+            [(node_key(lv, ix), lv, ix, h) for lv, ix, h in merkle.completed_nodes(i, hashed, get)],
         )
     conn.close()
     report = assert_caught(capsys, db, ENTRIES, "root differs from the tree of the entries")
