@@ -3,24 +3,37 @@
 Guarantees: a worker's app is configured only from ``CONSENT_LEDGER_*`` environment variables
 (``Settings.from_env``), which ``consent-ledger serve`` sets before any worker starts; once it
 has started, everything it has loaded is moved out of the garbage collector's sight
-(``settle_heap``).
+(``settle_heap``) and the interpreter hands its lock between threads sooner
+(``SWITCH_INTERVAL``).
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 
 from litestar import Litestar
 
 from api.app import create_app
 from api.settings import Settings
 
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread may hold the interpreter lock while another waits for it (Python's default
+is 0.005). The event loop thread rarely lets go of the lock under load, so a read-lane or writer
+thread coming back from SQLite waited up to 5 ms for it; at 0.5 ms, single decisions on two
+workers went from about 6,000 to about 9,000 requests/s on this 2-core machine (same run)."""
+
 
 def create() -> Litestar:
     """This worker's app, from the settings in the environment."""
     app = create_app(Settings.from_env())
-    app.on_startup.append(settle_heap)
+    app.on_startup.extend([settle_heap, hand_off_sooner])
     return app
+
+
+def hand_off_sooner() -> None:
+    """Set this process's thread switch interval to ``SWITCH_INTERVAL``."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 def settle_heap() -> None:

@@ -9,24 +9,28 @@ Guarantees:
   (``Settings.to_env``), read back by the app factory ``api.asgi:create``;
 - Prometheus counters are shared by every worker through ``PROMETHEUS_MULTIPROC_DIR``: the one
   already set, else a fresh private directory that is removed when the server stops;
+- with several workers, each listens on a socket of its own (``api.listeners``), so the kernel
+  spreads connections over them; an address already in use is refused before any worker starts;
 - SIGTERM and SIGINT stop the server gracefully (in-flight requests finish) and ``serve`` returns 0;
 - no reload, no access log (the app logs one line per request itself).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from api import logs
 from api.keys import SCOPES, create_key, has_keys
+from api.listeners import worker_listener
 from api.settings import Settings
 from ledger.migrate import migrate
 from ledger.sqlite_store import connect
@@ -37,6 +41,8 @@ APP_FACTORY = "api.asgi:create"
 GRACEFUL_SHUTDOWN_SECONDS = 20
 """How long a stopping worker waits for in-flight requests before closing them."""
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+ADDRESS_IN_USE = 3
+"""Exit code when the address cannot be listened on (uvicorn's own start-up failure code)."""
 
 
 def bootstrap(db: Path) -> str | None:
@@ -131,28 +137,54 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
-    """Prepare the database, then serve until SIGTERM/SIGINT; returns the exit code (0)."""
-    import uvicorn  # heavy; only the serve command needs it
-
+    """Prepare the database, then serve until SIGTERM/SIGINT; returns the exit code (0, or
+    ``ADDRESS_IN_USE`` when something already listens on ``host:port``)."""
     settings = Settings.from_env(settings.to_env())  # what the workers will see, exactly
     with sigterm_as_interrupt():
         key = bootstrap(settings.db)
         if key is not None:
             announce_key(key)
         with shared_metrics_dir(), environment(settings.to_env()), _reaping_helpers():
-            uvicorn.run(
-                APP_FACTORY,
-                factory=True,
-                host=host,
-                port=port,
-                workers=workers,
-                reload=False,
-                access_log=False,
-                log_config=logs.server_log_config(settings.log_format),
-                lifespan="on",
-                server_header=False,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            return run_uvicorn(
+                APP_FACTORY, host=host, port=port, workers=workers, log_format=settings.log_format
             )
+
+
+def run_uvicorn(factory: str, *, host: str, port: int, workers: int, log_format: str) -> int:
+    """Serve the app factory ``factory`` ("module:function") on uvicorn with the service's
+    options until SIGTERM/SIGINT; several workers each listen on their own socket."""
+    import uvicorn  # heavy; only the serve command needs it
+    from uvicorn.supervisors import Multiprocess
+
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "reload": False,
+        "access_log": False,
+        "log_config": logs.server_log_config(log_format),
+        "lifespan": "on",
+        "server_header": False,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+    }
+    try:
+        listener = worker_listener(host, port) if workers > 1 else None
+    except OSError as exc:
+        sys.stderr.write(f"consent-ledger serve: cannot listen on {host}:{port}: {exc.strerror}\n")
+        return ADDRESS_IN_USE
+    if listener is None:
+        uvicorn.run(factory, **options)
+        return 0
+    config = uvicorn.Config(factory, **options)  # configures logging, as uvicorn.run does
+    logging.getLogger("uvicorn.error").info(
+        "serving on http://%s:%d with %d workers, each listening on its own socket",
+        host,
+        port,
+        workers,
+    )
+    with closing(listener), suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[listener]).run()
     return 0
 
 

@@ -3,8 +3,9 @@
 ``GET /hello`` answers a small JSON document; ``POST /hello`` reads the request body and answers
 the same (the baseline for the webhook, which also posts a body). No database, no auth, no
 middleware: the floor that the framework, the server and the workers set. It is run exactly as
-``consent-ledger serve`` runs the real app (``api.serve``: uvicorn, app factory, N worker
-processes, no access log, same log configuration, lifespan on, no server header).
+``consent-ledger serve`` runs the real app (``api.serve.run_uvicorn``: uvicorn, app factory, N
+worker processes each listening on its own socket, no access log, same log configuration,
+lifespan on, no server header).
 
     python bench/hello_app.py --port 8001 --workers 2
 """
@@ -40,29 +41,20 @@ def create() -> Litestar:
 
 def main() -> int:
     """Serve the hello-world app with the service's uvicorn settings."""
-    import uvicorn
-
-    from api import logs, serve
+    from api import serve
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    uvicorn.run(
+    return serve.run_uvicorn(
         "hello_app:create",
-        factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        reload=False,
-        access_log=False,
-        log_config=logs.server_log_config("json"),
-        lifespan="on",
-        server_header=False,
-        timeout_graceful_shutdown=serve.GRACEFUL_SHUTDOWN_SECONDS,
+        log_format="json",
     )
-    return 0
 
 
 if __name__ == "__main__":

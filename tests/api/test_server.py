@@ -6,12 +6,16 @@ over loopback with httpx, the way the README walkthrough does.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +33,7 @@ from api.keys import SCOPES, list_keys
 from api.settings import Settings
 from ledger.sqlite_store import connect
 
-from ..server_util import KEY_LINE, Server, start_server, stop_server
+from ..server_util import CLI, KEY_LINE, Server, start_server, stop_server
 from .conftest import basic, bearer, fixture_body
 
 NUMBER = "%2B6581968289"
@@ -78,12 +82,15 @@ def test_workers_read_their_settings_from_the_environment(
     assert Settings.from_env(settings.to_env()) == settings
     for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)
+    interval = sys.getswitchinterval()
     try:
         with TestClient(asgi.create()) as client:
             assert client.get("/readyz").json()["status"] == "ready"
             assert gc.get_freeze_count() > 0  # the started worker's heap is settled
+            assert sys.getswitchinterval() == asgi.SWITCH_INTERVAL
     finally:
         gc.unfreeze()
+        sys.setswitchinterval(interval)
     assert settings.db.exists()
 
 
@@ -220,6 +227,76 @@ def test_metrics_add_up_every_workers_requests(server: Server) -> None:
     assert len(per_worker) == 2
     assert min(per_worker.values()) > 0
     assert sum(per_worker.values()) == scraped
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Inodes of the sockets listening on 127.0.0.1:``port`` (from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":  # 0A: LISTEN
+            found.add(fields[9])
+    return found
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_each_worker_listens_on_its_own_socket_and_gets_connections(server: Server) -> None:
+    port = int(server.url.rsplit(":", 1)[1])
+    listening = _listening_inodes(port)
+    workers = server.workers()
+    assert len(listening) == len(workers) == 2
+    for pid in workers:  # one listening socket in each worker
+        assert len(listening & _socket_inodes(pid)) == 1
+    before = worker_counts(server, "/healthz")
+    clients = [httpx.Client(base_url=server.url) for _ in range(24)]  # a keep-alive pool
+    try:
+        for client in clients:
+            assert client.get("/healthz").status_code == 200
+    finally:
+        for client in clients:
+            client.close()
+    after = worker_counts(server, "/healthz")
+    assert all(after[pid] > before.get(pid, 0) for pid in workers)  # both answered some
+
+
+@pytest.mark.slow
+def test_serve_refuses_an_address_in_use_before_starting_workers(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                str(CLI),
+                "serve",
+                "--db",
+                str(tmp_path / "l.db"),
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--log-format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == serve.ADDRESS_IN_USE
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Application startup complete" not in done.stderr
 
 
 @pytest.mark.slow
