@@ -27,6 +27,19 @@ from prometheus_client import values as _values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+_PID = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
+def _pid() -> int:
+    """This process's id, kept up to date across fork (``os.getpid`` is a system call)."""
+    return _PID[0]
+
+
+if _values.ValueClass is not _values.MutexValue:  # multiprocess mode, chosen at import
+    # every counter increment asks for the process id, to notice a fork: ask a cached one
+    _values.ValueClass = _values.MultiProcessValue(process_identifier=_pid)  # type: ignore[no-untyped-call]
+
 REQUESTS = Counter("consent_ledger_requests_total", "HTTP requests", ["route", "method", "status"])
 LATENCY = Histogram(
     "consent_ledger_request_seconds",
