@@ -20,7 +20,7 @@ Guarantees:
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, TypeVar
 
 _HAS_REUSEPORT = hasattr(socket, "SO_REUSEPORT")
 
@@ -29,8 +29,11 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def _bound(family: int, host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
+S = TypeVar("S", bound=socket.socket)
+
+
+def _bound(kind: type[S], family: int, host: str, port: int, *, reuse_port: bool) -> S:
+    sock = kind(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
@@ -44,7 +47,7 @@ def _bound(family: int, host: str, port: int, *, reuse_port: bool) -> socket.soc
 
 def rebind_in_worker(family: int, host: str, port: int) -> socket.socket:
     """A worker's own socket on the address (what a ``WorkerListener`` becomes when unpickled)."""
-    sock = _bound(family, host, port, reuse_port=True)
+    sock = _bound(socket.socket, family, host, port, reuse_port=True)
     sock.set_inheritable(True)
     return sock
 
@@ -66,13 +69,6 @@ def worker_listener(host: str, port: int) -> WorkerListener | None:
     if not _HAS_REUSEPORT:
         return None
     family = _family(host)
-    _bound(family, host, port, reuse_port=False).close()  # EADDRINUSE if anything holds it
-    sock = WorkerListener(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    # a plain bind first: EADDRINUSE if anything (another service's workers too) holds the address
+    _bound(socket.socket, family, host, port, reuse_port=False).close()
+    return _bound(WorkerListener, family, host, port, reuse_port=True)
