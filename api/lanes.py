@@ -25,14 +25,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ledger.errors import StoreUnavailable
+
 T = TypeVar("T")
 
 _Call = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
 _Done = tuple["asyncio.Future[Any]", bool, Any]
 
 
-class LaneClosed(RuntimeError):
-    """The lane was closed: the service is shutting down."""
+class LaneClosed(StoreUnavailable):
+    """The lane was closed: the service is shutting down (answered 503 with Retry-After)."""
 
 
 class Lane:
