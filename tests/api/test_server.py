@@ -271,6 +271,30 @@ def test_each_worker_listens_on_its_own_socket_and_gets_connections(server: Serv
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_a_killed_worker_is_replaced_by_one_listening_on_its_own_socket(tmp_path: Path) -> None:
+    running = start_server(tmp_path, workers=2)
+    try:
+        port = int(running.url.rsplit(":", 1)[1])
+        victim = running.workers()[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not (
+            len(running.workers()) == 2
+            and victim not in running.workers()
+            and len(_listening_inodes(port)) == 2
+        ):
+            assert time.monotonic() < deadline, running.log()
+            time.sleep(0.1)
+        for pid in running.workers():
+            assert len(_listening_inodes(port) & _socket_inodes(pid)) == 1
+        with httpx.Client(base_url=running.url) as client:
+            assert all(client.get("/healthz").status_code == 200 for _ in range(20))
+    finally:
+        stop_server(running)
+
+
+@pytest.mark.slow
 def test_serve_refuses_an_address_in_use_before_starting_workers(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
