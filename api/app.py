@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -23,7 +24,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from api import logs, problems
 from api.auth import PUBLIC_PATHS, KeyAuthMiddleware
 from api.checkpointer import checkpoints
-from api.lanes import Lane
+from api.lanes import BatchLane, Lane
 from api.routes import admin, audit, consent, evidence, intake, log, ops
 from api.settings import Settings
 from api.state import Services
@@ -79,11 +80,15 @@ def create_app(settings: Settings) -> Litestar:
             lane=Lane(loop, "consent-ledger-lane"),
             writers=ThreadPoolExecutor(settings.writer_threads, "consent-ledger-writer"),
         )
+        services.intake_lane = BatchLane(
+            loop, "consent-ledger-intake", partial(intake.record_webhooks, services)
+        )
         app.state.services = services
         try:
             async with checkpoints(services):
                 yield
         finally:
+            services.intake_lane.close()
             services.lane.close()
             services.writers.shutdown()
             ledger.close()

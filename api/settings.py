@@ -27,9 +27,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     Few is fast: more threads only contend for the interpreter lock (on 2 cores, 2 per worker
     answer single decisions with ~20 % less CPU than Python's default of cores + 4)."""
     writer_threads: int = 32
-    """Threads per worker process running appends. Appends mostly wait for the disk, and the
-    store commits every append waiting at that moment in one durable commit, so more waiting
-    appends mean fewer commits per entry."""
+    """Threads per worker process running the API's appends (opt-outs, opt-ins). Appends mostly
+    wait for the disk, and the store commits every append waiting at that moment in one durable
+    commit, so more waiting appends mean fewer commits per entry. (8x8 webhooks do not use them:
+    one intake thread per worker records them a batch at a time.)"""
     bulk_limit: int = 10_000
     log_format: Literal["auto", "json", "console"] = "auto"
     """``json``, ``console`` or ``auto`` (console on a TTY, JSON lines otherwise)."""

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from api.lanes import Lane
+from api.lanes import BatchLane, Lane
 from api.settings import Settings
 from api.signing import signer_for
 from ledger.checkpoint import Signer
@@ -29,6 +29,9 @@ class Services:
     """Where point reads run (see ``read``); set while the app runs."""
     writers: ThreadPoolExecutor | None = None
     """Where appends run (see ``write``); set while the app runs."""
+    intake_lane: BatchLane[Any, Any] | None = None
+    """Where 8x8 webhooks are recorded, a batch at a time (see ``intake``); set while the app
+    runs."""
     signer: Signer | None = None
     """The checkpoint signer, once loaded (see ``get_signer``)."""
 
@@ -36,6 +39,12 @@ class Services:
         """``fn(*args)``, a short read (one number, one key), on the lane: off the event loop."""
         assert self.lane is not None, "the app is not running"
         return await self.lane.call(fn, *args)
+
+    async def intake(self, hook: Any) -> Any:
+        """Record one webhook (``api.routes.intake.Hook``) with the others waiting now: each
+        read and classified alone, all appended in one group commit, on the intake lane."""
+        assert self.intake_lane is not None, "the app is not running"
+        return await self.intake_lane.submit(hook)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)``, an append, on the writer pool: off the event loop, concurrently with

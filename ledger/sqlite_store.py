@@ -290,6 +290,26 @@ class SqliteLogStore:
         assert ticket.results is not None
         return ticket.results
 
+    def append_each(self, calls: Sequence[Sequence[Draft]]) -> list[list[Appended] | Exception]:
+        """Append each of ``calls`` as a concurrent ``append`` would, as one group: one
+        transaction, one fsync; each call succeeds or fails alone, its error (a domain error,
+        or ``StoreUnavailable`` when the group could not be written) in its place.
+
+        For a caller that gathers many independent appends itself (a batch of webhooks): no
+        thread hand-offs, and nothing else in this process writes while the group is written.
+        """
+        tickets = [_Ticket(drafts) for drafts in calls]
+        if tickets:
+            with self._write_lock:
+                self._commit_group(tickets)
+        out: list[list[Appended] | Exception] = []
+        for ticket in tickets:
+            error = ticket.error
+            if error is not None and not isinstance(error, Exception):
+                raise error  # an interrupt, not an error of this call
+            out.append(error if error is not None else (ticket.results or []))
+        return out
+
     def _lead(self) -> None:
         """Commit every pending ticket as one group, wake their callers, pass the lead on."""
         group: list[_Ticket] = []

@@ -64,6 +64,11 @@ class LogStore(Protocol):
         """Append ``drafts`` in order as one atomic, durable unit; one result per draft."""
         ...
 
+    def append_each(self, calls: Sequence[Sequence[Draft]]) -> list[list[Appended] | Exception]:
+        """Append each of ``calls`` as ``append`` would, in order, committed together: each call
+        is atomic and succeeds or fails alone (its error in its place in the result)."""
+        ...
+
     def read_from(self, position: int, limit: int) -> list[StoredEntry]:
         """Up to ``limit`` entries with position >= ``position``, in position order."""
         ...

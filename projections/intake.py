@@ -13,6 +13,7 @@ Guarantees:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
@@ -29,7 +30,7 @@ from ledger.events import (
 )
 from ledger.keywords import Classification, Policy
 from ledger.msisdn import to_e164
-from ledger.store import Draft
+from ledger.store import Appended, Draft
 from ledger.timefmt import FUTURE_TOLERANCE, format_time, parse_time
 from projections.config import SubaccountSettings
 from projections.ids import is_subaccount_id, new_key
@@ -90,8 +91,38 @@ class IntakeResult(msgspec.Struct, frozen=True, kw_only=True):
     """This request registered its (unseen) subaccount: a configuration entry was appended."""
 
 
+class Prepared(msgspec.Struct, frozen=True, kw_only=True):
+    """A request classified and resolved into drafts, not yet appended (see ``prepare``)."""
+
+    drafts: tuple[Draft, ...]
+    msisdn: str
+    classification: Classification | None
+    notes: tuple[str, ...]
+
+
 def record(ledger: ConsentLedger, req: IntakeRequest) -> IntakeResult:
     """Classify, resolve and append one request; see the module guarantees."""
+    prepared = prepare(ledger, req)
+    if isinstance(prepared, IntakeResult):
+        return prepared
+    return complete(prepared, ledger.append(prepared.drafts))
+
+
+def record_each(
+    ledger: ConsentLedger, prepared: Sequence[Prepared]
+) -> list[IntakeResult | Exception]:
+    """Append prepared requests as one group (one commit); each succeeds or fails alone, its
+    error in its place."""
+    outcomes = ledger.append_each([p.drafts for p in prepared])
+    return [
+        o if isinstance(o, Exception) else complete(p, o)
+        for p, o in zip(prepared, outcomes, strict=True)
+    ]
+
+
+def prepare(ledger: ConsentLedger, req: IntakeRequest) -> Prepared | IntakeResult:
+    """The drafts ``req`` appends, or the final result of a ``none`` message (nothing to store);
+    raises, before anything is written, for a request that is refused."""
     received = ledger.clock()
     settings = ledger.settings(req.tenant, req.subaccount) if req.subaccount else None
     msisdn = _msisdn(req, settings)
@@ -131,18 +162,28 @@ def record(ledger: ConsentLedger, req: IntakeRequest) -> IntakeResult:
             evidence=req.evidence,
         )
     )
-    results = ledger.append(drafts)
+    return Prepared(
+        drafts=tuple(drafts),
+        msisdn=msisdn,
+        classification=found,
+        notes=tuple(notes),
+    )
+
+
+def complete(prepared: Prepared, results: Sequence[Appended]) -> IntakeResult:
+    """The result of a prepared request from what appending its drafts did (a repeat answers
+    the original entry, without this request's notes)."""
     appended = results[-1]
     entry = appended.stored.entry
     return IntakeResult(
         outcome=OUTCOME_OF_TYPE.get(entry.type, "none"),
         position=appended.position,
         duplicate=appended.duplicate,
-        msisdn=entry.msisdn or msisdn,
+        msisdn=entry.msisdn or prepared.msisdn,
         subaccount=entry.subaccount,
-        classification=found,
+        classification=prepared.classification,
         entry=entry,
-        notes=tuple(notes) if not appended.duplicate else (),
+        notes=prepared.notes if not appended.duplicate else (),
         unresolved=isinstance(entry.event, ConsentRevoked)
         and entry.event.unresolved_subaccount is not None,
         time_replaced=isinstance(entry.event, ConsentRevoked)

@@ -51,6 +51,10 @@ class ConsentLedger:
         """Append drafts (see ``ledger.store.LogStore.append``)."""
         return self.store.append(drafts)
 
+    def append_each(self, calls: Sequence[Sequence[Draft]]) -> list[list[Appended] | Exception]:
+        """Append independent calls as one group (see ``ledger.store.LogStore.append_each``)."""
+        return self.store.append_each(calls)
+
     def now(self) -> str:
         """The current time in canonical form."""
         return format_time(self.clock())

@@ -7,7 +7,9 @@ Guarantees:
 - ``POST /v1/opt-outs`` and ``/v1/opt-ins`` answer 201 when an entry was appended and 200 with
   ``duplicate: true`` for a repeat of the same request; an idempotency key (or umid) reused for a
   different request is 409; refused input (422, 400, 413) leaves the log unchanged;
-- every request's raw body, text, remote address, request id and key id are kept as evidence.
+- every request's raw body, text, remote address, request id and key id are kept as evidence;
+- webhooks that arrive together are recorded together (``record_webhooks``, on one intake thread
+  per worker): each answered exactly as if it had come alone, all appended in one commit.
 """
 
 from __future__ import annotations
@@ -26,14 +28,23 @@ from litestar.params import Body, QueryParameter
 from api import metrics, payloads, quarantine
 from api.auth import tenant_of
 from api.keys import Principal
-from api.payloads import MAX_ID_CHARS, MAX_TEXT_CHARS, Ignored, InboundMessage, Unreadable
+from api.payloads import MAX_ID_CHARS, MAX_TEXT_CHARS, Ignored, Unreadable
 from api.quarantine import QuarantinedBody, Received
 from api.state import Services, services_of
 from ledger.entries import Entry, Evidence
 from ledger.errors import Conflict, InvalidInput
 from ledger.keywords import MAX_KEYWORD_LENGTH
 from ledger.timefmt import normalize_time
-from projections.intake import SUBJECT, IntakeRequest, IntakeResult, Verb, record
+from projections.intake import (
+    SUBJECT,
+    IntakeRequest,
+    IntakeResult,
+    Prepared,
+    Verb,
+    prepare,
+    record,
+    record_each,
+)
 
 T = TypeVar("T")
 MAX_FIELD_CHARS = 256
@@ -259,48 +270,77 @@ def _count_appends(result: IntakeResult, registered: bool) -> None:
 
 
 # -- the 8x8 webhook ---------------------------------------------------------------------------
-def _webhook(
-    services: Services, principal: Principal, raw: bytes, received: Received
-) -> WebhookAnswer | WebhookSkipped:
-    tenant = tenant_of(principal)
+class Hook(msgspec.Struct, frozen=True):
+    """One webhook request as received: who sent it, the raw body, where it came from."""
+
+    principal: Principal
+    raw: bytes
+    received: Received
+
+
+WebhookOutcome = WebhookAnswer | WebhookSkipped
+
+
+def record_webhooks(services: Services, hooks: list[Hook]) -> list[WebhookOutcome | Exception]:
+    """A batch of webhook bodies, each answered as if alone: each is read and classified on its
+    own (quarantined or ignored on its own), then every message to store is appended in one
+    group commit, each succeeding or failing alone; an error is in its request's place."""
+    out: list[WebhookOutcome | Exception | None] = [None] * len(hooks)
+    pending: list[tuple[int, Hook, Prepared]] = []
+    for i, hook in enumerate(hooks):
+        try:
+            step = _prepare_webhook(services, hook)
+        except Exception as exc:  # its request's answer (a 403, a 503 …)
+            out[i] = exc
+            continue
+        if isinstance(step, Prepared):
+            pending.append((i, hook, step))
+        else:
+            out[i] = step
+    outcomes = record_each(services.ledger, [prepared for _, _, prepared in pending])
+    for (i, hook, _), outcome in zip(pending, outcomes, strict=True):
+        if isinstance(outcome, InvalidInput):
+            out[i] = _quarantined(services, hook, str(outcome))
+        else:
+            out[i] = outcome if isinstance(outcome, Exception) else _webhook_answer(outcome)
+    return [o for o in out if o is not None]
+
+
+def _prepare_webhook(services: Services, hook: Hook) -> WebhookOutcome | Prepared:
+    """What to append for one body, or its final answer (quarantined, ignored, nothing to
+    store)."""
+    tenant = tenant_of(hook.principal)
     try:
-        message = payloads.read_webhook(raw)
+        message = payloads.read_webhook(hook.raw)
     except Unreadable as exc:
-        return _quarantined(services, tenant, str(exc), raw, received)
+        return _quarantined(services, hook, str(exc))
     except RecursionError:  # the JSON decoder gives up on very deep nesting
-        return _quarantined(services, tenant, NESTED_TOO_DEEPLY, raw, received)
+        return _quarantined(services, hook, NESTED_TOO_DEEPLY)
     if isinstance(message, Ignored):
         metrics.WEBHOOK_OUTCOMES.labels("ignored").inc()
         return WebhookSkipped(outcome="ignored", position=None, reason=message.reason)
-    try:
-        return _record_message(services, tenant, message, raw, received, principal.key_id)
-    except InvalidInput as exc:  # an invalid number, an opt-in dated in the future …
-        return _quarantined(services, tenant, str(exc), raw, received)
-
-
-def _record_message(
-    services: Services,
-    tenant: str,
-    message: InboundMessage,
-    raw: bytes,
-    received: Received,
-    key_id: str,
-) -> WebhookAnswer:
-    result = record(
-        services.ledger,
-        IntakeRequest(
-            tenant=tenant,
-            subaccount=message.subaccount,
-            msisdn=message.sender,
-            method="8x8-webhook",
-            text=message.text,
-            occurred_at=message.timestamp,
-            channel=message.channel,
-            key=f"8x8:{message.umid}",
-            evidence=_evidence(raw, message.text, received, key_id, message.profile_name),
-            register_subaccount=True,
+    request = IntakeRequest(
+        tenant=tenant,
+        subaccount=message.subaccount,
+        msisdn=message.sender,
+        method="8x8-webhook",
+        text=message.text,
+        occurred_at=message.timestamp,
+        channel=message.channel,
+        key=f"8x8:{message.umid}",
+        evidence=_evidence(
+            hook.raw, message.text, hook.received, hook.principal.key_id, message.profile_name
         ),
+        register_subaccount=True,
     )
+    try:
+        prepared = prepare(services.ledger, request)
+    except InvalidInput as exc:  # an invalid number, an opt-in dated in the future …
+        return _quarantined(services, hook, str(exc))
+    return prepared if isinstance(prepared, Prepared) else _webhook_answer(prepared)
+
+
+def _webhook_answer(result: IntakeResult) -> WebhookAnswer:
     _count_appends(result, registered=result.registered)
     metrics.WEBHOOK_OUTCOMES.labels("duplicate" if result.duplicate else result.outcome).inc()
     keyword, match, policy = _words(result)
@@ -317,10 +357,9 @@ def _record_message(
     )
 
 
-def _quarantined(
-    services: Services, tenant: str, reason: str, raw: bytes, received: Received
-) -> WebhookSkipped:
-    quarantine.keep(services.ledger.store, tenant, reason, raw, received)
+def _quarantined(services: Services, hook: Hook, reason: str) -> WebhookSkipped:
+    tenant = tenant_of(hook.principal)
+    quarantine.keep(services.ledger.store, tenant, reason, hook.raw, hook.received)
     metrics.WEBHOOK_OUTCOMES.labels("quarantined").inc()
     return WebhookSkipped(outcome="quarantined", position=None, reason=reason)
 
@@ -354,7 +393,7 @@ async def webhook_8x8(request: Request[Principal, Any, Any]) -> WebhookAnswer | 
     services = services_of(request.app)
     raw = await request.body()
     received = _received(request, services)
-    return await services.write(_webhook, services, request.user, raw, received)
+    return await services.intake(Hook(request.user, raw, received))
 
 
 # -- opt-outs and opt-ins ----------------------------------------------------------------------

@@ -252,6 +252,7 @@ def test_store_unavailable_is_503_not_quarantined(
         raise StoreUnavailable("database or disk is full")
 
     monkeypatch.setattr(ledger_of(client), "append", full)
+    monkeypatch.setattr(ledger_of(client), "append_each", full)
     r = webhook(client, keys["ingest"], fixture_body("inbound-sms-stop.json"))
     assert r.status_code == 503
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -609,3 +610,72 @@ def test_another_tenants_entries_do_not_affect_this_tenant(
     assert mine["duplicate"] is False  # the umid key space is per tenant
     webhook(client, keys["other"], b"not json")
     assert client.get("/v1/quarantine", headers=bearer(keys["audit"])).json()["items"] == []
+
+
+# -- webhooks recorded a batch at a time ----------------------------------------------------
+def test_a_batch_of_webhooks_is_answered_as_if_each_came_alone(
+    client: Client, keys: dict[str, str]
+) -> None:
+    from api.keys import Principal
+    from api.quarantine import Received
+    from api.routes.intake import Hook, WebhookAnswer, WebhookSkipped, record_webhooks
+    from api.state import services_of
+
+    from .conftest import head, sms
+
+    services = services_of(client.app)
+    assert webhook(client, keys["ingest"], sms("STOP", "batch-0")).status_code == 200  # ACME_MKT
+    before = head(client)
+    me = Principal("k", "default", frozenset({"ingest"}))
+    received = Received(received_at="2026-03-02T09:15:28.000Z", request_id="batch")
+    delivery = fixture_json("inbound-sms-stop.json")
+    delivery["eventType"] = "outbound_message_status_changed"
+    hooks = [
+        Hook(me, sms("STOP", "batch-1"), received),
+        Hook(me, b"{not json", received),  # quarantined alone
+        Hook(me, sms("START", "batch-2"), received),
+        Hook(me, sms("STOP", "batch-1"), received),  # the same umid again, in the same batch
+        Hook(Principal("op", None, frozenset({"ingest"})), sms("STOP", "batch-3"), received),
+        Hook(me, sms("hello there", "batch-4"), received),  # nothing to store
+        Hook(me, json.dumps(delivery).encode(), received),  # not an inbound message
+        Hook(me, sms("STOP", "batch-5", subaccount="NEW_SUB"), received),  # registers NEW_SUB
+    ]
+    stop, bad, start, repeat, operator, hello, ignored, new_sub = record_webhooks(services, hooks)
+    assert isinstance(stop, WebhookAnswer)
+    assert (stop.outcome, stop.duplicate) == ("opted_out", False)
+    assert isinstance(bad, WebhookSkipped)
+    assert bad.outcome == "quarantined"
+    assert isinstance(start, WebhookAnswer)
+    assert start.outcome == "opted_in"
+    assert isinstance(repeat, WebhookAnswer)
+    assert repeat.duplicate
+    assert repeat.position == stop.position
+    assert isinstance(operator, Exception)  # a tenant route: 403 for that request alone
+    assert isinstance(hello, WebhookAnswer)
+    assert (hello.outcome, hello.position) == ("none", None)
+    assert isinstance(ignored, WebhookSkipped)
+    assert ignored.outcome == "ignored"
+    assert isinstance(new_sub, WebhookAnswer)
+    assert new_sub.outcome == "opted_out"
+    assert any("registered" in note for note in new_sub.notes)
+    # the STOP, the START, NEW_SUB's registration and its STOP: dense, in the batch's order
+    assert head(client) == before + 4
+    assert [stop.position, start.position, new_sub.position] == [before + 1, before + 2, before + 4]
+
+
+def test_concurrent_webhooks_each_get_their_own_answer(
+    client: Client, keys: dict[str, str]
+) -> None:
+    import concurrent.futures
+
+    from .conftest import sms
+
+    bodies = [sms("STOP", f"conc-{i}") for i in range(20)] + [b"\xff\xfe broken"] * 3
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda b: webhook(client, keys["ingest"], b), bodies))
+    assert all(r.status_code == 200 for r in responses)
+    answers = [r.json() for r in responses]
+    stored = [a for a in answers if a["outcome"] == "opted_out"]
+    assert len(stored) == 20
+    assert len({a["position"] for a in stored}) == 20
+    assert [a["outcome"] for a in answers[20:]] == ["quarantined"] * 3

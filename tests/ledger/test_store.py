@@ -626,3 +626,63 @@ class TestSqliteMigrations:
         conn.close()
         with pytest.raises(MigrationError, match=r"9999_from_the_future\.sql"):
             SqliteLogStore(path)
+
+
+# -- several independent calls committed together (append_each) -------------------------------
+
+
+def test_append_each_is_each_call_as_append_would_do_it(store: LogStore) -> None:
+    store.append([draft("before")])
+    outcomes = store.append_each(
+        [
+            [draft("a")],
+            [draft("b1"), draft("b2")],
+            [draft("before")],  # a repeat: the original, nothing written
+            [retraction("r", 99)],  # fails alone
+            [draft("a")],  # the same key as a call earlier in the group
+            [retraction("r2", 2)],  # retracts the entry the first call appended
+        ]
+    )
+    a, b, repeat, bad, again, retract = outcomes
+    assert isinstance(a, list)
+    assert [x.position for x in a] == [2]
+    assert isinstance(b, list)
+    assert [x.position for x in b] == [3, 4]
+    assert isinstance(repeat, list)
+    assert repeat[0].duplicate
+    assert repeat[0].position == 1
+    assert isinstance(bad, RetractionError)
+    assert isinstance(again, list)
+    assert again[0].duplicate
+    assert again[0].position == 2
+    assert isinstance(retract, list)
+    assert retract[0].position == 5
+    assert positions(store) == [1, 2, 3, 4, 5]
+    assert [s.entry.key for s in everything(store)] == ["before", "a", "b1", "b2", "r2"]
+
+
+def test_append_each_of_nothing_writes_nothing(store: LogStore) -> None:
+    assert store.append_each([]) == []
+    assert store.head() == 0
+
+
+def test_append_each_interleaves_with_concurrent_appends(store: LogStore) -> None:
+    errors: list[BaseException] = []
+
+    def appender(n: int) -> None:
+        try:
+            for i in range(50):
+                store.append([draft(f"t{n}-{i}")])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=appender, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for j in range(20):
+        outcomes = store.append_each([[draft(f"g{j}-{k}")] for k in range(5)])
+        assert all(isinstance(o, list) and not o[0].duplicate for o in outcomes)
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert positions(store) == list(range(1, 4 * 50 + 20 * 5 + 1))
