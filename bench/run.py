@@ -301,7 +301,8 @@ def national(e164: str) -> str:
 def loaded(
     srv: server.Server, url_path: str, script: str | None, a: argparse.Namespace, **kw: Any
 ) -> dict[str, Any]:
-    """One wrk run with the server's CPU time per request."""
+    """One wrk run, on a server idle again, with the server's CPU time per request."""
+    server.settle(srv.proc.pid)
     before = server.cpu_seconds(srv.proc.pid)
     figures = server.wrk(srv.url + url_path, script=script, **kw)
     used = server.cpu_seconds(srv.proc.pid) - before

@@ -183,3 +183,15 @@ def cpu_seconds(pid: int) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / tick
+
+
+def settle(pid: int, *, idle_share: float = 0.1, window: float = 0.2, limit: float = 10.0) -> None:
+    """Wait until ``pid`` and its descendants use less than ``idle_share`` of a core over
+    ``window`` seconds (at most ``limit`` seconds): work left from the previous load (requests
+    still in flight when wrk stopped) must not land in the next load's figures."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(window)
+        if cpu_seconds(pid) - before < idle_share * window:
+            return
