@@ -1,4 +1,6 @@
-"""What a running app holds: the ledger, the settings it was started with, the signing key."""
+"""What a running app holds: the ledger, the settings it was started with, the signing key, and
+where its synchronous work runs off the event loop (the read lane, the intake lane, the writer
+pool)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ class Services:
     lane: Lane | None = None
     """Where point reads run (see ``read``); set while the app runs."""
     writers: ThreadPoolExecutor | None = None
-    """Where appends run (see ``write``); set while the app runs."""
+    """Where the API's appends run (see ``write``); set while the app runs."""
     intake_lane: BatchLane[Any, Any] | None = None
     """Where 8x8 webhooks are recorded, a batch at a time (see ``intake``); set while the app
     runs."""
