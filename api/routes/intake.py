@@ -299,10 +299,13 @@ def record_webhooks(services: Services, hooks: list[Hook]) -> list[WebhookOutcom
             out[i] = step
     outcomes = record_each(services.ledger, [prepared for _, _, prepared in pending])
     for (i, hook, _), outcome in zip(pending, outcomes, strict=True):
-        if isinstance(outcome, InvalidInput):
-            out[i] = _quarantined(services, hook, str(outcome))
-        else:
-            out[i] = outcome if isinstance(outcome, Exception) else _webhook_answer(outcome)
+        try:
+            if isinstance(outcome, InvalidInput):
+                out[i] = _quarantined(services, hook, str(outcome))
+            else:
+                out[i] = outcome if isinstance(outcome, Exception) else _webhook_answer(outcome)
+        except Exception as exc:  # the quarantine could not be written: this request's answer
+            out[i] = exc
     return [o for o in out if o is not None]
 
 
