@@ -23,7 +23,7 @@ import structlog
 from litestar.logging.config import LoggingConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import metrics
+from api import metrics, problems
 from ledger.errors import LedgerError, MigrationError, StoreUnavailable
 
 _configured = False
@@ -158,6 +158,8 @@ def log_unexpected(logger: Any, scope: Scope, _traceback: list[str]) -> None:
     exc = sys.exc_info()[1]
     status = getattr(exc, "status_code", None)
     if isinstance(exc, LedgerError) and not isinstance(exc, StoreUnavailable | MigrationError):
+        return
+    if exc is not None and problems.client_fault(exc) is not None:  # answered 4xx
         return
     if isinstance(status, int) and status < 500:
         return

@@ -89,17 +89,25 @@ def from_http(exc: HTTPException) -> ProblemDetailsException:
     return problem(exc.status_code, exc.detail, headers=exc.headers, extra=extra)
 
 
-def from_unexpected(exc: Exception) -> ProblemDetailsException:
-    """Any other exception: logged with its traceback, answered as a 500 problem (no details).
-
-    Two come from input that no check upstream caught, and are the client's to fix: JSON
-    nested too deeply to decode (400) and an integer beyond what SQLite stores (422)."""
+def client_fault(exc: BaseException) -> ProblemDetailsException | None:
+    """The problem for an exception that input no check upstream caught causes, and is the
+    client's to fix: JSON nested too deeply to decode (400), an integer beyond what SQLite
+    stores (422); ``None`` for any other exception."""
     if isinstance(exc, RecursionError) and "deserializing" in str(exc):
         return problem(400, "the request body is nested too deeply", kind="nested-too-deeply")
     if isinstance(exc, OverflowError) and "SQLite INTEGER" in str(exc):
         return problem(
             422, "a number in the request is out of range (at most 2^63 − 1)", kind="invalid-input"
         )
+    return None
+
+
+def from_unexpected(exc: Exception) -> ProblemDetailsException:
+    """Any other exception: answered as a 500 problem (no details) and logged with its
+    traceback, unless it is the client's fault (``client_fault``)."""
+    known = client_fault(exc)
+    if known is not None:
+        return known
     _log.error("unhandled_exception", exc_info=exc)
     return problem(500, "internal error; the request id names it in our logs", kind="internal")
 

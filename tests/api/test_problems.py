@@ -33,3 +33,29 @@ def test_unexpected_exception_is_a_500_problem_without_details(
     assert body["type"].endswith("/internal")
     assert "secret" not in response.text
     assert "6581968289" not in response.text
+
+
+def test_input_the_client_must_fix_is_not_logged_as_an_unexpected_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = b'{"msisdn": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    settings = Settings(db=tmp_path / "l.db", log_format="json", checkpoint_interval=0)
+    with TestClient(app_module.create_app(settings), raise_server_exceptions=False) as client:
+        response = client.post("/v1/opt-outs", content=body, headers=_key_headers(settings))
+    assert response.status_code == 400
+    logged = capsys.readouterr().err
+    assert "unexpected error" not in logged
+    assert "Traceback" not in logged
+
+
+def _key_headers(settings: Settings) -> dict[str, str]:
+    """A Bearer header for a fresh key with every scope."""
+    from api.keys import SCOPES, create_key
+    from ledger.sqlite_store import connect
+
+    conn = connect(settings.db)
+    try:
+        key = create_key(conn, tenant="default", scopes=list(SCOPES))
+    finally:
+        conn.close()
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
