@@ -20,12 +20,10 @@ from litestar.params import QueryParameter
 
 from api.bundle_html import render_html
 from api.keys import Principal
-from api.problems import problem
 from api.routes.consent import MSISDN, SUBACCOUNT
+from api.routes.log import signer_or_503
 from api.state import Services
 from api.subject import subject_of
-from ledger.checkpoint import Signer
-from ledger.errors import InvalidInput
 from projections.evidence import STATEMENT, Bundle, build_bundle
 
 TAGS = ["evidence"]
@@ -200,18 +198,6 @@ EXAMPLE_BUNDLE: dict[str, Any] = {
 }
 
 
-def _signer(services: Services) -> Signer:
-    try:
-        return services.get_signer()
-    except (InvalidInput, OSError) as exc:
-        raise problem(
-            503,
-            f"evidence cannot be signed: the signing key is unusable ({exc})",
-            kind="signing-key-unavailable",
-            headers={"Retry-After": "60"},
-        ) from exc
-
-
 @get(
     "/v1/evidence/{subaccount:str}/{msisdn:str}",
     opt={"scope": "audit", "media_types": {200: ("text/html",)}},
@@ -254,7 +240,7 @@ def evidence_bundle(
     """The evidence bundle of one number for one subaccount, as JSON or printable HTML."""
     ledger = services.ledger
     tenant, number = subject_of(request.user, ledger, subaccount, msisdn)
-    signer = _signer(services)
+    signer = signer_or_503(services, "evidence")
     bundle = build_bundle(ledger, signer, services.settings.origin, tenant, subaccount, number)
     headers = {"X-Checkpoint-Size": str(bundle.checkpoint.size)}
     if fmt == "html":

@@ -91,13 +91,15 @@ def checkpoint_view(record: CheckpointRecord) -> CheckpointView:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _signer(services: Services) -> Signer:
+def signer_or_503(services: Services, what: str = "checkpoints") -> Signer:
+    """The checkpoint signer, or a 503 problem naming ``what`` cannot be signed while the
+    signing key is unusable."""
     try:
         return services.get_signer()
     except (InvalidInput, OSError) as exc:
         raise problem(
             503,
-            f"checkpoints cannot be signed: the signing key is unusable ({exc})",
+            f"{what} cannot be signed: the signing key is unusable ({exc})",
             kind="signing-key-unavailable",
             headers={"Retry-After": "60"},
         ) from exc
@@ -109,7 +111,7 @@ def _checkpoint_covering(services: Services, position: int = 0) -> CheckpointRec
     latest = ledger.latest_checkpoint()
     if latest is not None and latest.size >= position:
         return latest
-    record = ledger.sign_checkpoint(_signer(services), services.settings.origin)
+    record = ledger.sign_checkpoint(signer_or_503(services), services.settings.origin)
     assert record is not None  # without min_interval a checkpoint is always returned
     return record
 
@@ -264,7 +266,7 @@ def list_checkpoints(
 )
 def sign_checkpoint(services: NamedDependency[Services]) -> Response[CheckpointView]:
     """Sign a checkpoint if the log grew; 201 with it, or 200 with the latest."""
-    signer, ledger = _signer(services), services.ledger
+    signer, ledger = signer_or_503(services), services.ledger
     with ledger.store.write_transaction() as conn:  # both reads and the signing under one lock
         before = checkpoint_log.latest(conn)
         record = checkpoint_log.sign(conn, signer, services.settings.origin, ledger.clock())
