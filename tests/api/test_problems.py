@@ -12,6 +12,8 @@ from litestar.testing import TestClient
 from api import app as app_module
 from api.settings import Settings
 
+from .conftest import bearer
+
 
 @get("/boom", exclude_from_auth=True, sync_to_thread=False)
 def boom() -> None:
@@ -36,26 +38,18 @@ def test_unexpected_exception_is_a_500_problem_without_details(
 
 
 def test_input_the_client_must_fix_is_not_logged_as_an_unexpected_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    client: TestClient,  # type: ignore[type-arg]
+    keys: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     body = b'{"msisdn": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    settings = Settings(db=tmp_path / "l.db", log_format="json", checkpoint_interval=0)
-    with TestClient(app_module.create_app(settings), raise_server_exceptions=False) as client:
-        response = client.post("/v1/opt-outs", content=body, headers=_key_headers(settings))
+    capsys.readouterr()  # what the app's start-up wrote
+    response = client.post(
+        "/v1/opt-outs",
+        content=body,
+        headers={"Content-Type": "application/json", **bearer(keys["ingest"])},
+    )
     assert response.status_code == 400
     logged = capsys.readouterr().err
     assert "unexpected error" not in logged
     assert "Traceback" not in logged
-
-
-def _key_headers(settings: Settings) -> dict[str, str]:
-    """A Bearer header for a fresh key with every scope."""
-    from api.keys import SCOPES, create_key
-    from ledger.sqlite_store import connect
-
-    conn = connect(settings.db)
-    try:
-        key = create_key(conn, tenant="default", scopes=list(SCOPES))
-    finally:
-        conn.close()
-    return {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
