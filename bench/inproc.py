@@ -50,6 +50,17 @@ def _timed_writers(items: Sequence[Any], writers: int, write: Callable[[Any], ob
     return elapsed
 
 
+def _rate(count: int, writers: int, elapsed: float, **settings: object) -> dict[str, object]:
+    """One append run's figures, with the durability settings read back from the store."""
+    return {
+        "entries": count,
+        "writers": writers,
+        "seconds": round(elapsed, 3),
+        "entries_per_s": round(count / elapsed),
+        **settings,
+    }
+
+
 def _workload(count: int, seed: int) -> list[Draft]:
     return drafts(count, 10_000_000, seed)
 
@@ -67,13 +78,7 @@ def ours(count: int, writers: int, workdir: Path, seed: int = 11) -> dict[str, o
         assert ledger.head() == count + len(SUBACCOUNTS)
     finally:
         ledger.close()
-    return {
-        "entries": count,
-        "writers": writers,
-        "seconds": round(elapsed, 3),
-        "entries_per_s": round(count / elapsed),
-        "synchronous": sync,
-    }
+    return _rate(count, writers, elapsed, synchronous=sync)
 
 
 def theirs(count: int, writers: int, workdir: Path, seed: int = 11) -> dict[str, object]:
@@ -113,14 +118,7 @@ def theirs(count: int, writers: int, workdir: Path, seed: int = 11) -> dict[str,
         assert recorder.max_notification_id() == count
     finally:
         store.close()
-    return {
-        "entries": count,
-        "writers": writers,
-        "seconds": round(elapsed, 3),
-        "entries_per_s": round(count / elapsed),
-        "synchronous": sync,
-        "journal_mode": mode,
-    }
+    return _rate(count, writers, elapsed, synchronous=sync, journal_mode=mode)
 
 
 def appends(counts: tuple[int, int], seed: int = 11) -> dict[str, dict[str, object]]:
