@@ -15,7 +15,7 @@ Guarantees:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -285,28 +285,31 @@ def record_webhooks(services: Services, hooks: list[Hook]) -> list[WebhookOutcom
     """A batch of webhook bodies, each answered as if alone: each is read and classified on its
     own (quarantined or ignored on its own), then every message to store is appended in one
     group commit, each succeeding or failing alone; an error is in its request's place."""
-    out: list[WebhookOutcome | Exception | None] = [None] * len(hooks)
-    pending: list[tuple[int, Hook, Prepared]] = []
-    for i, hook in enumerate(hooks):
-        try:
-            step = _prepare_webhook(services, hook)
-        except Exception as exc:  # its request's answer (a 403, a 503 …)
-            out[i] = exc
-            continue
-        if isinstance(step, Prepared):
-            pending.append((i, hook, step))
-        else:
-            out[i] = step
-    outcomes = record_each(services.ledger, [prepared for _, _, prepared in pending])
-    for (i, hook, _), outcome in zip(pending, outcomes, strict=True):
-        try:
-            if isinstance(outcome, InvalidInput):
-                out[i] = _quarantined(services, hook, str(outcome))
-            else:
-                out[i] = outcome if isinstance(outcome, Exception) else _webhook_answer(outcome)
-        except Exception as exc:  # the quarantine could not be written: this request's answer
-            out[i] = exc
-    return [o for o in out if o is not None]
+    steps = [_step(services, hook) for hook in hooks]
+    pending = [i for i, step in enumerate(steps) if isinstance(step, Prepared)]
+    appended = record_each(services.ledger, [cast(Prepared, steps[i]) for i in pending])
+    for i, outcome in zip(pending, appended, strict=True):
+        steps[i] = _settled(services, hooks[i], outcome)
+    return cast(list[WebhookOutcome | Exception], steps)
+
+
+def _step(services: Services, hook: Hook) -> WebhookOutcome | Prepared | Exception:
+    try:
+        return _prepare_webhook(services, hook)
+    except Exception as exc:  # its request's answer (a 403, a 503 …)
+        return exc
+
+
+def _settled(
+    services: Services, hook: Hook, outcome: IntakeResult | Exception
+) -> WebhookOutcome | Exception:
+    """A prepared webhook's answer once its append is done (refused input is quarantined)."""
+    try:
+        if isinstance(outcome, InvalidInput):
+            return _quarantined(services, hook, str(outcome))
+        return outcome if isinstance(outcome, Exception) else _webhook_answer(outcome)
+    except Exception as exc:  # the quarantine could not be written: this request's answer
+        return exc
 
 
 def _prepare_webhook(services: Services, hook: Hook) -> WebhookOutcome | Prepared:
