@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import re
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,10 +21,12 @@ from typing import Any
 import msgspec
 
 from api.views import decision_view
+from ledger.entries import Evidence
 from ledger.errors import InvalidInput, LedgerError
 from ledger.events import METHODS
 from ledger.keywords import Policy
 from ledger.timefmt import normalize_time
+from projections.ids import client_key
 from projections.intake import IntakeRequest, record
 from projections.ledger import ConsentLedger
 from projections.rebuild import rebuild
@@ -80,6 +83,7 @@ def _init(args: argparse.Namespace) -> int:
 @command("record")
 def _record(args: argparse.Namespace) -> int:
     ledger = open_ledger(args)
+    user = f"cli:{cli_user()}"
     result = record(
         ledger,
         IntakeRequest(
@@ -90,8 +94,10 @@ def _record(args: argparse.Namespace) -> int:
             text=args.text,
             occurred_at=args.occurred_at,
             method=args.method,
-            actor=args.actor or f"cli:{os.environ.get('USER', 'unknown')}",
-            key=args.idempotency_key,
+            key=client_key(args.idempotency_key) if args.idempotency_key else None,
+            evidence=Evidence(text=args.text, recorded_by=user, host=socket.gethostname() or None),
+            recorded_by=user,
+            claimed_actor=args.actor,
         ),
     )
     emit(
@@ -101,10 +107,17 @@ def _record(args: argparse.Namespace) -> int:
             "duplicate": result.duplicate,
             "msisdn": result.msisdn,
             "subaccount": result.subaccount,
+            "unresolved": result.unresolved,
+            "flagged": result.flagged,
             "notes": list(result.notes),
         }
     )
     return 0
+
+
+def cli_user() -> str:
+    """Who runs this command (the login name as the environment gives it)."""
+    return os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
 
 
 @command("classify")
@@ -344,7 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     db_options(sub.add_parser("init", help="create or migrate the database"))
     p = sub.add_parser("record", help="append a consent event")
     db_options(p)
-    p.add_argument("--subaccount", required=True)
+    p.add_argument(
+        "--subaccount",
+        help="the subaccount (required for opt_in and help; an opt-out without a known one "
+        "applies to every subaccount and is queued for review)",
+    )
     p.add_argument("--msisdn", required=True)
     p.add_argument("--action", required=True, choices=["opt_out", "opt_in", "help"])
     p.add_argument("--text")

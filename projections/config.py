@@ -68,9 +68,15 @@ class ConfigProjector:
                 )
             elif isinstance(event, TenantConfigured):
                 conn.execute(
-                    "INSERT INTO tenant_versions (position, tenant, occurred_at, revoke_all) "
-                    "VALUES (?,?,?,?)",
-                    (entry.position, entry.tenant, entry.occurred_at, int(event.revoke_all)),
+                    "INSERT INTO tenant_versions (position, tenant, occurred_at, revoke_all, "
+                    "default_region) VALUES (?,?,?,?,?)",
+                    (
+                        entry.position,
+                        entry.tenant,
+                        entry.occurred_at,
+                        int(event.revoke_all),
+                        event.default_region,
+                    ),
                 )
         set_position(conn, self.name, items[-1].stored.position)
 
@@ -139,3 +145,13 @@ def revoke_all(conn: sqlite3.Connection, tenant: str) -> bool:
         (tenant,),
     ).fetchone()
     return bool(row and row[0])
+
+
+def tenant_region(conn: sqlite3.Connection, tenant: str) -> str | None:
+    """The default region ``tenant`` currently has (none unless configured)."""
+    row = conn.execute(
+        "SELECT default_region FROM tenant_versions WHERE tenant = ? "
+        "ORDER BY position DESC LIMIT 1",
+        (tenant,),
+    ).fetchone()
+    return None if row is None else row[0]

@@ -77,10 +77,15 @@ class ConsentLedger:
         """Whether every opt-out of ``tenant`` applies tenant-wide."""
         return config.revoke_all(self.store.reader(), tenant)
 
+    def tenant_region(self, tenant: str) -> str | None:
+        """The tenant's default region (for numbers whose subaccount is not resolved)."""
+        return config.tenant_region(self.store.reader(), tenant)
+
     def normalize_msisdn(self, tenant: str, subaccount: str | None, raw: str) -> str:
         """``raw`` as E.164, bare digits read in the subaccount's default region."""
         settings = self.settings(tenant, subaccount) if subaccount else None
-        return to_e164(raw, settings.default_region if settings else None)
+        region = settings.default_region if settings else None
+        return to_e164(raw, region or self.tenant_region(tenant))
 
     def configure_subaccount(
         self,
@@ -158,10 +163,18 @@ class ConsentLedger:
         )
 
     def configure_tenant(
-        self, tenant: str, *, revoke_all: bool, actor: str, key: str | None = None
+        self,
+        tenant: str,
+        *,
+        revoke_all: bool,
+        actor: str,
+        default_region: str | None = None,
+        key: str | None = None,
     ) -> Appended:
-        """Append the tenant's settings (``revoke_all``: every opt-out applies tenant-wide)."""
-        event = TenantConfigured(revoke_all=revoke_all, actor=actor)
+        """Append the tenant's settings (``revoke_all``: every opt-out applies tenant-wide;
+        ``default_region``: how national numbers read when no subaccount resolves)."""
+        region = valid_region(default_region) if default_region else None
+        event = TenantConfigured(revoke_all=revoke_all, actor=actor, default_region=region)
         draft = Draft(
             tenant=tenant,
             key=key or new_key("tenant"),
