@@ -217,8 +217,7 @@ class SqliteLogStore:
 
     def head(self) -> int:
         """The newest committed position (0 when empty)."""
-        row = self.reader().execute("SELECT coalesce(max(position), 0) FROM log").fetchone()
-        return int(row[0])
+        return head_of(self.reader())
 
     def read_from(self, position: int, limit: int) -> list[StoredEntry]:
         """Up to ``limit`` entries from ``position`` on, in order."""
@@ -640,3 +639,8 @@ def _domain_error(exc: Exception) -> Exception:
     if isinstance(exc, sqlite3.OperationalError):
         return StoreUnavailable(f"{_NOTHING_WRITTEN}: {exc}")
     return exc
+
+
+def head_of(conn: sqlite3.Connection) -> int:
+    """The newest log position ``conn`` sees (0 for an empty log): the one head query."""
+    return int(conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0])

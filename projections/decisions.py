@@ -18,6 +18,7 @@ from typing import Literal
 
 import msgspec
 
+from ledger.sqlite_store import head_of
 from projections.config import subaccount_settings
 
 State = Literal["opted_out", "opted_in", "unknown"]
@@ -258,7 +259,7 @@ def position_known_at(conn: sqlite3.Connection, recorded_at: str) -> int:
     the rows at or below the head read first never change.
     """
     lo = 0  # 0, or a position recorded at or before ``recorded_at``
-    hi = int(conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0])
+    hi = head_of(conn)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         row = conn.execute("SELECT recorded_at FROM log WHERE position = ?", (mid,)).fetchone()

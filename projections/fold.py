@@ -30,11 +30,9 @@ from ledger.events import (
     TenantConfigured,
 )
 from ledger.timefmt import normalize_time
+from projections.consent import TENANT_SCOPE
 from projections.decisions import Decision, State, _decision, _UnknownRule
 from projections.timeline import Interval
-
-TENANT_SCOPE = ""
-"""The scope key of a tenant-wide fact (as in the SQL projection)."""
 
 Role = Literal["number", "targeting", "configuration"]
 """Why an entry belongs to the evidence about (subaccount, msisdn): it is about the number and

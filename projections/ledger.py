@@ -7,7 +7,6 @@ answer reflects exactly the log position it reports.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from ledger.errors import InvalidInput, NotFound
 from ledger.events import EntryRetracted, Method, SubaccountConfigured, TenantConfigured, Unknown
 from ledger.keywords import KeywordChanges, Mode, Policy, validate_changes
 from ledger.msisdn import to_e164, valid_region
-from ledger.sqlite_store import SqliteLogStore
+from ledger.sqlite_store import SqliteLogStore, head_of
 from ledger.store import Appended, Draft, StoredEntry
 from ledger.timefmt import format_time, normalize_time, utc_now
 from projections import config, decisions, review
@@ -220,7 +219,7 @@ class ConsentLedger:
     ) -> Decision:
         """May ``subaccount`` send to E.164 ``msisdn`` at ``at`` (now) as known at a position?"""
         with self.store.snapshot() as conn:
-            head = _head(conn)
+            head = head_of(conn)
             position = head if known_at is None else min(known_at, head)
             when = normalize_time(at) if at else self.now()
             return decisions.decide(conn, tenant, subaccount, msisdn, when, position)
@@ -230,7 +229,7 @@ class ConsentLedger:
     ) -> tuple[dict[str, Decision], int]:
         """Decisions for many E.164 numbers in one query, and the log position they reflect."""
         with self.store.snapshot() as conn:
-            head = _head(conn)
+            head = head_of(conn)
             when = normalize_time(at) if at else self.now()
             found = decisions.decide_many(conn, tenant, subaccount, msisdns, when, head)
             return found, head
@@ -241,7 +240,7 @@ class ConsentLedger:
         """What ``decide_many`` says of each number (allowed and state only), and the log
         position it reflects: the lean form for bulk checks of whole campaign lists."""
         with self.store.snapshot() as conn:
-            head = _head(conn)
+            head = head_of(conn)
             when = normalize_time(at) if at else self.now()
             found = decisions.states_many(conn, tenant, subaccount, msisdns, when, head)
             return found, head
@@ -251,7 +250,7 @@ class ConsentLedger:
     ) -> list[Interval]:
         """Consent intervals of (subaccount, msisdn) as known at ``known_at`` (now)."""
         with self.store.snapshot() as conn:
-            head = _head(conn)
+            head = head_of(conn)
             return intervals(
                 conn, tenant, subaccount, msisdn, head if known_at is None else known_at
             )
@@ -292,7 +291,3 @@ class ConsentLedger:
     def latest_checkpoint(self) -> CheckpointRecord | None:
         """The newest signed checkpoint."""
         return checkpoint_log.latest(self.store.reader())
-
-
-def _head(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0])

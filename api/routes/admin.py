@@ -263,8 +263,9 @@ class TenantUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     default_region: str | None = None
 
 
-class TenantView(msgspec.Struct, frozen=True, kw_only=True):
-    """The tenant's settings and the entry that set them (``None``: never configured)."""
+class TenantView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The tenant's settings and the entry that set them (``None``: never configured);
+    ``default_region`` is shown once set."""
 
     tenant: str
     revoke_all: bool
