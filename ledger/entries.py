@@ -26,7 +26,8 @@ _encoder = msgspec.json.Encoder(order="deterministic")
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One log entry as stored (DESIGN §3). ``type`` copies the event's tag for indexing."""
+    """One log entry as stored (docs/evidence.md §1); ``type`` copies the event's tag for
+    indexing."""
 
     v: int = ENTRY_VERSION
     position: int

@@ -1,4 +1,4 @@
-"""Keyword policy: what an inbound SMS text means for consent (DESIGN §2 "Keyword policy").
+"""Keyword policy: what an inbound SMS text means for consent (docs/consent-rules.md §2–§5).
 
 Guarantees:
 
@@ -99,7 +99,7 @@ _TOKEN: Final = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
 
 def tokenize(text: str) -> tuple[str, ...]:
-    """Split ``text`` into normalised tokens, as DESIGN §2 describes.
+    """Split ``text`` into normalised tokens, as docs/consent-rules.md §2 describes.
 
     Guarantees: NFKC (full-width → ASCII); zero-width and other invisible format characters
     dropped; accents stripped (ARRÊT → ``arret``); case-folded; tokens are runs of letters and
@@ -138,7 +138,8 @@ DEFAULT_KEYWORDS: Final[Mapping[KeywordAction, tuple[str, ...]]] = MappingProxyT
         "help": ("HELP", "INFO", "AIDE", "AYUDA"),
     }
 )  # fmt: skip
-"""The default keyword lists per action, spelled as in DESIGN §2 (upper-case, no accents)."""
+"""The default keyword lists per action, spelled as in docs/consent-rules.md §3 (upper-case, no
+accents)."""
 
 MANDATORY_KEYWORDS: Final[frozenset[str]] = frozenset(
     {"STOP", "START", "HELP", "QUIT", "END", "REVOKE", "OPT OUT", "CANCEL", "UNSUBSCRIBE"}
@@ -457,9 +458,9 @@ class Policy(msgspec.Struct, frozen=True):
     def classify(self, text: str) -> Classification:
         """Classify one message text; never raises.
 
-        Rules, first that applies wins (DESIGN §2): 1 *exact* — the tokens equal a keyword;
-        2 *phrase* — one keyword (the longest that fits), possibly repeated, among filler words;
-        3 a revocation phrase among filler words → opt_out (subaccount); 4 *contains* — an
+        Rules, first that applies wins (docs/consent-rules.md §4): 1 *exact* — the tokens equal a
+        keyword; 2 *phrase* — one keyword (the longest that fits), possibly repeated, among filler
+        words; 3 a revocation phrase among filler words → opt_out (subaccount); 4 *contains* — an
         opt-out keyword anywhere (the longest, then the first) → ``review``, or ``opt_out`` in
         conservative mode; 5 ``none``. Strict mode applies rule 1 only, then ``review`` if an
         opt-out keyword is anywhere in the text, else ``none``.

@@ -7,10 +7,10 @@ question, field for field (reason text included), and ``timeline_from_entries`` 
 question depends on need be given (see ``relevance``): the number's entries that bear on the
 subaccount, the retractions targeting them and the subaccount's configuration entries.
 
-The rule is DESIGN §2, literally. The state of (subaccount S, msisdn m) at valid time V as known
-at log position P is decided by the latest consent entry by occurred time (ties by position)
-among m's opt-out and opt-in entries of the tenant with position ≤ P, occurred ≤ V, whose scope
-is S or tenant-wide, and that no retraction with position ≤ P removed. With no such entry the
+The rule is docs/consent-rules.md §7, literally. The state of (subaccount S, msisdn m) at valid time
+V as known at log position P is decided by the latest consent entry by occurred time (ties by
+position) among m's opt-out and opt-in entries of the tenant with position ≤ P, occurred ≤ V, whose
+scope is S or tenant-wide, and that no retraction with position ≤ P removed. With no such entry the
 state is ``unknown``: allowed unless S's latest ``subaccount.configured`` entry (position ≤ P,
 occurred ≤ V; latest by occurred time, ties by position) says ``unknown: deny``.
 """

@@ -1,8 +1,8 @@
 """'May I send?': one number (``GET /v1/consent/…``) or a whole list (``POST /v1/consent/check``).
 
 Guarantees: an answer reflects exactly one log position (``log_position``); numbers are read by
-DESIGN §2 (``+``/``00`` international, bare digits national in the subaccount's default region);
-an unknown subaccount is answered (tenant-wide entries still apply) with
+docs/consent-rules.md §12 (``+``/``00`` international, bare digits national in the subaccount's
+default region); an unknown subaccount is answered (tenant-wide entries still apply) with
 ``subaccount_known: false``; in a bulk check every input gets its own result, in input order, and
 an input that is not a valid number is never ``allowed``. Nothing here writes to the log.
 """

@@ -1,4 +1,4 @@
-"""Keyword policy: the behaviour DESIGN §2 promises for inbound message texts."""
+"""Keyword policy: the behaviour docs/consent-rules.md §2–§5 promises for inbound message texts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Consent decisions a sender and an auditor rely on (issue 2, DESIGN §2 "Scope, precedence").
+"""Consent decisions a sender and an auditor rely on (docs/consent-rules.md §7–§8).
 
 The first tests are the issue's scenario, exactly: STOP on ACME_MKT (2026-01-01), START on
 ACME_MKT (02-01), STOPALL via ACME_CARE (03-01), START on ACME_MKT (04-01), then — recorded last —
