@@ -599,7 +599,6 @@ async def post_opt_out(
         QueryParameter(
             description="The subaccount this workflow posts for, used when the body names no "
             "known subaccount (an unknown one is never registered)",
-            max_length=MAX_TEXT_CHARS,
         ),
     ] = None,
 ) -> Response[ConsentAnswer | WebhookSkipped]:
