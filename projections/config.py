@@ -40,6 +40,10 @@ class SubaccountSettings(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+_KEYWORDS_JSON = msgspec.json.Encoder(order="deterministic")
+"""Keyword changes as the log stores them (keys sorted), so a live row equals a replayed one."""
+
+
 class ConfigProjector:
     """Keeps ``subaccount_versions`` and ``tenant_versions`` in step with the log."""
 
@@ -62,7 +66,7 @@ class ConfigProjector:
                         event.default_region,
                         event.mode,
                         event.unknown,
-                        msgspec.json.encode(event.keywords).decode(),
+                        _KEYWORDS_JSON.encode(event.keywords).decode(),
                         event.policy_version,
                     ),
                 )

@@ -14,6 +14,7 @@ import pytest
 
 from ledger.errors import InvalidInput, UnknownSubaccount
 from ledger.events import ConsentRevoked, Method
+from ledger.keywords import KeywordChanges
 from ledger.timefmt import format_time, normalize_time, parse_time
 from projections.decisions import Decision
 from projections.intake import IntakeRequest, IntakeResult, record
@@ -422,3 +423,14 @@ def test_help_and_review_are_stored_but_leave_consent_alone(configured: ConsentL
     assert [s.position for s in ledger.history(TENANT, NUMBER)] == [3, 4]
     assert ledger.decide(TENANT, MKT, NUMBER).state == "unknown"
     assert [i.kind for i in ledger.review_queue(TENANT)] == ["flagged"]
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def test_keyword_changes_project_as_a_rebuild_would(configured: ConsentLedger) -> None:
+    # validate_changes lists actions safest first (opt_out, help, opt_in); the log stores the
+    # keys sorted: the projection row must not depend on which of the two it was given.
+    changes = KeywordChanges(add={"opt_out": ["PARE"], "help": ["SOS"], "opt_in": ["SI"]})
+    configured.configure_subaccount(TENANT, MKT, actor="admin:1", keywords=changes)
+    assert matches_rebuild(configured)
