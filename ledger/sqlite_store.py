@@ -625,7 +625,7 @@ def _check_retraction(conn: sqlite3.Connection, tenant: str, target: int) -> Non
     if row[1] not in RETRACTABLE_TYPES:
         raise RetractionError(f"a {row[1]} entry (position {target}) cannot be retracted")
     again = conn.execute(
-        f"SELECT position FROM log WHERE type = 'entry.retracted' AND {RARE_TYPES} "
+        f"SELECT position FROM log WHERE type = 'entry.retracted' AND {RARE_TYPES} "  # noqa: S608
         "AND tenant = ? AND json_extract(CAST(entry AS TEXT), '$.event.position') = ?",
         (tenant, target),
     ).fetchone()

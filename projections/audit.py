@@ -89,7 +89,7 @@ def _targeting(conn: sqlite3.Connection, tenant: str, positions: list[int]) -> l
     return _stored(
         conn.execute(
             # +tenant: search by type (rare entries), never every entry of the tenant
-            f"SELECT position, entry, leaf_hash FROM log WHERE type IN (?, ?) AND {RARE_TYPES} "
+            f"SELECT position, entry, leaf_hash FROM log WHERE type IN (?, ?) AND {RARE_TYPES} "  # noqa: S608
             "AND +tenant = ? "
             "AND json_extract(CAST(entry AS TEXT), '$.event.position') IN "
             "(SELECT value FROM json_each(?)) ORDER BY position",
@@ -102,7 +102,7 @@ def _configuration(conn: sqlite3.Connection, tenant: str, subaccount: str) -> li
     return _stored(
         conn.execute(
             # two searches by type (rare entries), never a pass over every entry of the tenant
-            "SELECT position, entry, leaf_hash FROM log WHERE type = 'subaccount.configured' "
+            "SELECT position, entry, leaf_hash FROM log WHERE type = 'subaccount.configured' "  # noqa: S608
             f"AND {RARE_TYPES} AND tenant = ? AND subaccount = ? UNION ALL "
             "SELECT position, entry, leaf_hash FROM log WHERE type = 'tenant.configured' "
             f"AND {RARE_TYPES} AND tenant = ? ORDER BY position",

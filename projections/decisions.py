@@ -63,7 +63,7 @@ def decide(
 ) -> Decision:
     """The decision for one number (``conn`` should be inside a read snapshot)."""
     row = conn.execute(
-        f"SELECT {_ROW} FROM consent_facts f WHERE f.position = ({_FACT.format(msisdn=':msisdn')})",
+        f"SELECT {_ROW} FROM consent_facts f WHERE f.position = ({_FACT.format(msisdn=':msisdn')})",  # noqa: S608
         {
             "tenant": tenant,
             "subaccount": subaccount,
@@ -88,7 +88,7 @@ def decide_many(
     distinct = list(dict.fromkeys(msisdns))
     found = deciding_facts(conn, tenant, subaccount, distinct, at, known_at)
     rows = conn.execute(
-        f"SELECT {_ROW} FROM consent_facts f WHERE f.position IN (SELECT value FROM json_each(?))",
+        f"SELECT {_ROW} FROM consent_facts f WHERE f.position IN (SELECT value FROM json_each(?))",  # noqa: S608
         (_json([position for position, _ in found.values()]),),
     )
     by_position = {r[0]: r for r in rows}
@@ -181,7 +181,7 @@ def _full(
 ) -> dict[str, tuple[int, State]]:
     """The full bitemporal query (``_FACT``) for each number."""
     rows = conn.execute(
-        "SELECT j.value, f.position, f.state FROM json_each(:numbers) j "
+        "SELECT j.value, f.position, f.state FROM json_each(:numbers) j "  # noqa: S608
         f"JOIN consent_facts f ON f.position = ({_FACT.format(msisdn='j.value')})",
         {
             "tenant": tenant,

@@ -110,7 +110,7 @@ _COLUMNS = (
 def review_item(conn: sqlite3.Connection, tenant: str, position: int) -> ReviewItem | None:
     """The review item at ``position`` of ``tenant``, open or closed."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM review_items WHERE tenant = ? AND position = ?",
+        f"SELECT {_COLUMNS} FROM review_items WHERE tenant = ? AND position = ?",  # noqa: S608
         (tenant, position),
     ).fetchone()
     return None if row is None else _item(row)
@@ -119,7 +119,7 @@ def review_item(conn: sqlite3.Connection, tenant: str, position: int) -> ReviewI
 def open_items(conn: sqlite3.Connection, tenant: str, limit: int = 1000) -> list[ReviewItem]:
     """Open review items of ``tenant``, oldest first."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM review_items WHERE tenant = ? AND closed_by IS NULL "
+        f"SELECT {_COLUMNS} FROM review_items WHERE tenant = ? AND closed_by IS NULL "  # noqa: S608
         "ORDER BY position LIMIT ?",
         (tenant, limit),
     ).fetchall()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -162,12 +163,17 @@ CSV_COLUMNS = (
     "evidence_raw_body", "event_id",
 )  # fmt: skip
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def csv_safe(value: object) -> str:
-    """A cell a spreadsheet will show as text: formula-like cells get a leading ``'``."""
+    """A cell a spreadsheet will not run as a formula: a cell starting with ``= + - @``, a tab
+    or a carriage return gets a leading ``'``, except a strict E.164 number (``+`` and 7 to 15
+    digits, nothing else), which no spreadsheet can run and is left as it is."""
     text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    if text.startswith(_FORMULA_START) and not _E164.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def trail_csv(entries: list[AuditEntry]) -> str:
@@ -268,7 +274,8 @@ _TRAIL_EXAMPLE = {
     "oldest first, with evidence unless erased; the subaccount's and tenant's configuration "
     "entries; the consent intervals (`from` inclusive, `to` exclusive, null = open); and the "
     "current decision. `format=csv` gives one row per entry of `entries` (text/csv; cells "
-    "starting with = + - @ are prefixed with ' so spreadsheets do not run them).",
+    "starting with = + - @ are prefixed with ' so spreadsheets do not run them; a cell that is "
+    "exactly an E.164 number, such as +6581968289, is left as it is).",
     responses={
         200: ResponseSpec(
             data_container=AuditTrail,

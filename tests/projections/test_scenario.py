@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from ledger.errors import InvalidInput, UnknownSubaccount
-from ledger.events import ConsentRevoked, Method
+from ledger.events import ConsentRevoked, Method, SubaccountConfigured
+from ledger.keywords import KeywordChanges
 from ledger.timefmt import format_time, normalize_time, parse_time
 from projections.decisions import Decision
 from projections.intake import IntakeRequest, IntakeResult, record
@@ -422,3 +424,40 @@ def test_help_and_review_are_stored_but_leave_consent_alone(configured: ConsentL
     assert [s.position for s in ledger.history(TENANT, NUMBER)] == [3, 4]
     assert ledger.decide(TENANT, MKT, NUMBER).state == "unknown"
     assert [i.kind for i in ledger.review_queue(TENANT)] == ["flagged"]
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def test_keyword_changes_project_as_a_rebuild_would(configured: ConsentLedger) -> None:
+    # validate_changes lists actions safest first (opt_out, help, opt_in); the log stores the
+    # keys sorted: the projection row must not depend on which of the two it was given.
+    changes = KeywordChanges(add={"opt_out": ["PARE"], "help": ["SOS"], "opt_in": ["SI"]})
+    configured.configure_subaccount(TENANT, MKT, actor="admin:1", keywords=changes)
+    assert matches_rebuild(configured)
+
+
+# -- keyword policies stored before validation refused re-subscribing additions --------------
+
+
+def test_a_stored_re_subscribing_addition_never_re_subscribes(configured: ConsentLedger) -> None:
+    # An old configuration entry, as written before validate_changes refused opt-in keywords
+    # holding a revocation phrase; it must still replay, and no longer opts anyone back in.
+    ledger = configured
+    stored = KeywordChanges(add={"opt_in": ["REMOVE ME", "DO NOT TEXT"], "help": ["NO MORE"]})
+    current = ledger.settings(TENANT, MKT)
+    draft = ledger.subaccount_draft(TENANT, MKT, current, actor="admin:1", method="admin")
+    assert isinstance(draft.event, SubaccountConfigured)
+    event = msgspec.structs.replace(draft.event, keywords=stored, policy_version=2)
+    ledger.append([msgspec.structs.replace(draft, event=event)])
+    assert ledger.policy(TENANT, MKT).name == f"{MKT}@2"
+
+    for day, text in enumerate(["remove me", "do not text", "no more"], start=1):
+        started = rec(ledger, MKT, text="START", occurred=f"2026-01-0{day}T08:00:00Z")
+        assert started.outcome == "opted_in"
+        revoked = rec(ledger, MKT, text=text, occurred=f"2026-01-0{day}T09:00:00Z")
+        assert revoked.outcome == "opted_out", text
+        assert revoked.classification is not None
+        assert revoked.classification.keyword == text.upper()
+        assert state(decide(ledger, MKT, f"2026-01-0{day}T10:00:00Z"))[:2] == ("opted_out", False)
+    assert matches_rebuild(ledger)
