@@ -274,8 +274,9 @@ def consent_fields(doc: dict[str, Any]) -> ConsentFields:
         return None
 
     text = doc.get("text")
-    method = doc.get("method")
-    if method is not None and method not in _METHODS:
+    given = doc.get("method")
+    method = given if isinstance(given, str) and given in _METHODS else None
+    if given is not None and method is None:
         skipped.append("method")
     return ConsentFields(
         msisdn=usable_id(doc.get("msisdn")),
@@ -286,7 +287,7 @@ def consent_fields(doc: dict[str, Any]) -> ConsentFields:
         umid=_id(doc.get("umid")),
         idempotency_key=_id(doc.get("idempotency_key")),
         occurred_at=None if doc.get("occurred_at") is None else _string(doc["occurred_at"]),
-        method=method if method in _METHODS else "automation-http",
+        method=method or "automation-http",
         actor=short("actor"),
         purpose=short("purpose"),
         notice_version=short("notice_version"),

@@ -78,6 +78,10 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     evidence_matches: bool | None
     """Whether the stored evidence still hashes to the entry's digest (``None``: none kept)."""
     event: Event
+    recorded_by: str | None = None
+    """Who recorded it: the API key (``key:<id>``) or the command-line user (``cli:<user>``)."""
+    claimed_actor: str | None = None
+    """Who the client said performed it: a claim, shown as such, never verified."""
 
 
 class AuditTrail(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,6 +157,8 @@ def audit_entry(stored: StoredEntry, evidence: audit.Evidence) -> AuditEntry:
         evidence_erased=erased,
         evidence_matches=matches,
         event=event,
+        recorded_by=getattr(event, "recorded_by", None),
+        claimed_actor=getattr(event, "claimed_actor", None),
     )
 
 
@@ -160,7 +166,7 @@ CSV_COLUMNS = (
     "position", "type", "occurred_at", "recorded_at", "subaccount", "msisdn", "scope", "method",
     "actor", "keyword", "match", "policy", "channel", "target", "detail", "leaf_hash",
     "evidence_digest", "evidence_erased", "evidence_text", "evidence_profile_name",
-    "evidence_raw_body", "event_id",
+    "evidence_raw_body", "event_id", "recorded_by", "claimed_actor",
 )  # fmt: skip
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")

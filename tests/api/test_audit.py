@@ -207,7 +207,9 @@ def test_csv_has_one_row_per_entry_and_is_formula_safe(
     assert rows[0]["evidence_text"] == "STOP"
     assert rows[0]["msisdn"] == MSISDN  # a strict E.164 number cannot be a formula
     assert rows[1]["evidence_text"] == "'" + '=HYPERLINK("x") STOP'
-    assert rows[1]["actor"] == "'@crm"
+    assert rows[1]["actor"] == "data-subject"  # set by the server …
+    assert rows[1]["claimed_actor"] == "'@crm"  # … the client's word is a claim, guarded too
+    assert rows[1]["recorded_by"].startswith("key:")
     assert rows[0]["evidence_erased"] == "false"
     for row in rows:
         for cell in row.values():
