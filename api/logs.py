@@ -7,12 +7,17 @@ Each line is written with one ``write`` call, so lines from several worker proce
 stderr never interleave; the server's (uvicorn) and Litestar's own records are rendered the
 same way. An unexpected error (answered 5xx) is logged with its traceback, the route template and
 the request id — never the raw path.
+
+In every format (console and JSON alike): a traceback is Python's plain one, never with local
+variables (they hold keys, headers and numbers); free text (the message, the traceback, an error)
+has every API key secret replaced by ``…`` and every phone number masked (``+65****8289``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -25,6 +30,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics, problems
 from ledger.errors import LedgerError, MigrationError, StoreUnavailable
+from ledger.msisdn import mask
 
 _configured = False
 
@@ -39,6 +45,7 @@ def configure(fmt: str = "auto") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *_SAFE,
             _renderer(fmt),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
@@ -73,8 +80,38 @@ def _console(fmt: str) -> bool:
 
 def _renderer(fmt: str) -> Any:
     if _console(fmt):
-        return structlog.dev.ConsoleRenderer()
+        # never the default (rich) formatter: it prints every frame's local variables
+        return structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     return structlog.processors.JSONRenderer(serializer=_json)
+
+
+_SECRET = re.compile(r"(?<![A-Za-z0-9])(cl_[a-z0-9]{12}_)[A-Za-z0-9_-]+")
+_NUMBER = re.compile(r"(?<![\w%])(\+|%2[Bb])?(\d{7,15})(?!\w)")
+_FREE_TEXT = ("event", "exception", "error", "traceback", "detail", "reason")
+"""The fields of a log line that may hold text nobody checked (messages, exception texts)."""
+
+
+def _masked(match: re.Match[str]) -> str:
+    return (match.group(1) or "") + mask(match.group(2))
+
+
+def redact(text: str) -> str:
+    """``text`` with every API key secret cut (``cl_<id>_…``) and every run of 7 to 15 digits
+    (a phone number, with or without ``+``) masked like a logged msisdn (``+65****8289``)."""
+    return _NUMBER.sub(_masked, _SECRET.sub(r"\1…", text))
+
+
+def _redact_free_text(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Processor: ``redact`` every free-text field of a log line."""
+    for key in _FREE_TEXT:
+        value = event.get(key)
+        if isinstance(value, str):
+            event[key] = redact(value)
+    return event
+
+
+_SAFE = (structlog.processors.format_exc_info, _redact_free_text)
+"""Before any renderer: exceptions as plain tracebacks without locals, then free text redacted."""
 
 
 _ENCODER = msgspec.json.Encoder(enc_hook=repr)  # anything else in an event: its repr
@@ -90,7 +127,7 @@ def server_formatter(fmt: str = "auto") -> logging.Formatter:
     return structlog.stdlib.ProcessorFormatter(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *([] if _console(fmt) else [structlog.processors.format_exc_info]),
+            *_SAFE,
             _renderer(fmt),
         ],
         foreign_pre_chain=[

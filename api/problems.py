@@ -103,12 +103,11 @@ def client_fault(exc: BaseException) -> ProblemDetailsException | None:
 
 
 def from_unexpected(exc: Exception) -> ProblemDetailsException:
-    """Any other exception: answered as a 500 problem (no details) and logged with its
-    traceback, unless it is the client's fault (``client_fault``)."""
+    """Any other exception: answered as a 500 problem (no details; logged with its traceback
+    by ``api.logs.log_unexpected``), unless it is the client's fault (``client_fault``)."""
     known = client_fault(exc)
     if known is not None:
         return known
-    _log.error("unhandled_exception", exc_info=exc)
     return problem(500, "internal error; the request id names it in our logs", kind="internal")
 
 
