@@ -5,13 +5,13 @@ unrevoked key (looked up in the database on every request, off the event loop, s
 is refused at once by every worker); a route's required scope is declared in its ``opt``
 (``opt={"scope": "check"}``) and checked before the handler runs; tenant routes refuse operator
 keys and operator-only routes refuse tenant keys; every refused webhook request is counted (a
-misconfigured key means lost STOPs).
+misconfigured key means lost STOPs); a malformed ``Authorization`` header (not base64, not
+ASCII, not UTF-8) is refused like a wrong key (401), never an error.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -40,7 +40,7 @@ def presented_key(header: str | None) -> str | None:
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode()
             user, _, password = decoded.partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8
             return None
         return password or user or None
     return None

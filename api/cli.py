@@ -61,15 +61,6 @@ def command(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def parse_known_at(text: str | None) -> str | int | None:
-    """A known-at value: a log position (digits) or an RFC 3339 time."""
-    if text is None:
-        return None
-    if text.isdigit():
-        return int(text)
-    return normalize_time(text)
-
-
 @command("init")
 def _init(args: argparse.Namespace) -> int:
     ledger = open_ledger(args)
@@ -128,12 +119,10 @@ def _classify(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     ledger = open_ledger(args)
     msisdn = ledger.normalize_msisdn(args.tenant, args.subaccount, args.msisdn)
-    known_at = parse_known_at(args.known_at)
+    known = ledger.known_at(args.known_at)
     at = normalize_time(args.at) if args.at else None
-    decision = ledger.decide(
-        args.tenant, args.subaccount, msisdn, at=at, known_at=ledger.resolve_known_at(known_at)
-    )
-    emit(decision_view(decision, msisdn, args.subaccount, known_at))
+    decision = ledger.decide(args.tenant, args.subaccount, msisdn, at=at, known_at=known.position)
+    emit(decision_view(decision, msisdn, args.subaccount, known))
     return 0
 
 
@@ -361,7 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("msisdn")
     p.add_argument("--subaccount", required=True)
     p.add_argument("--at", help="valid time (RFC 3339 or date; default now)")
-    p.add_argument("--known-at", help="as known at an RFC 3339 time or a log position")
+    p.add_argument(
+        "--known-at",
+        help="as known at an RFC 3339 time or a log position (up to the newest; a time in the "
+        "future is answered as known now, with a note)",
+    )
     p = sub.add_parser("history", help="every entry about a number, oldest first (JSON lines)")
     db_options(p)
     p.add_argument("msisdn")
