@@ -22,7 +22,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api import logs, problems
-from api.auth import PUBLIC_PATHS, KeyAuthMiddleware
+from api.auth import KeyAuthMiddleware, public_paths
 from api.checkpointer import checkpoints
 from api.lanes import BatchLane, Lane
 from api.routes import admin, audit, consent, evidence, intake, log, ops
@@ -104,7 +104,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         middleware=[
             logs.request_log_middleware,
-            DefineMiddleware(KeyAuthMiddleware, exclude=PUBLIC_PATHS),
+            DefineMiddleware(KeyAuthMiddleware, exclude=public_paths(settings.metrics)),
         ],
         plugins=[problems.plugin()],
         openapi_config=_openapi(),

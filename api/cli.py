@@ -186,6 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
         "origin": args.origin,
         "checkpoint_interval": args.checkpoint_interval,
         "log_format": args.log_format,
+        "metrics": args.metrics,
         "reader_threads": args.reader_threads,
         "writer_threads": args.writer_threads,
     }
@@ -291,6 +292,12 @@ def _serve_and_keys_parsers(sub: argparse._SubParsersAction[argparse.ArgumentPar
         choices=["auto", "json", "console"],
         help="JSON lines, console, or auto: console on a TTY (default auto)",
     )
+    p.add_argument(
+        "--metrics",
+        choices=["public", "key"],
+        help="who may read /metrics: anyone, or only a key with the metrics scope or an "
+        "operator key (default public)",
+    )
     keys = sub.add_parser("keys", help="manage API keys (create, list, revoke)")
     actions = keys.add_subparsers(
         dest="keys_command", required=True, metavar="{create,list,revoke}"
@@ -303,7 +310,7 @@ def _serve_and_keys_parsers(sub: argparse._SubParsersAction[argparse.ArgumentPar
         action="store_true",
         help="a deployment-wide key: reads the whole log, signs checkpoints",
     )
-    p.add_argument("--scopes", help="comma-separated: ingest,check,audit,admin")
+    p.add_argument("--scopes", help="comma-separated: ingest,check,audit,admin,metrics")
     p.add_argument("--label", help="a note to recognise the key by")
     p.set_defaults(key_action=_keys_create)
     p = actions.add_parser("list", help="every key as JSON lines (never the secret)")

@@ -25,10 +25,12 @@ from typing import Any
 
 import msgspec
 import structlog
+from litestar.exceptions import HTTPException
 from litestar.logging.config import LoggingConfig
+from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import metrics, problems
+from api import metrics, problems, request_ids
 from ledger.errors import LedgerError, MigrationError, StoreUnavailable
 from ledger.msisdn import mask
 
@@ -191,15 +193,17 @@ def app_logging_config(fmt: str = "auto") -> LoggingConfig:
 def log_unexpected(logger: Any, scope: Scope, _traceback: list[str]) -> None:
     """Log the exception being handled if it is answered 5xx (a bug or an outage), with its
     traceback, the route template and the request id; refusals (4xx) are not logged here, the
-    request line records them."""
+    request line records them, nor are 503 problems raised on purpose (``problems.unavailable``
+    logs their cause)."""
     exc = sys.exc_info()[1]
-    status = getattr(exc, "status_code", None)
     if isinstance(exc, LedgerError) and not isinstance(exc, StoreUnavailable | MigrationError):
         return
     if exc is not None and problems.client_fault(exc) is not None:  # answered 4xx
         return
-    if isinstance(status, int) and status < 500:
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
         return
+    if isinstance(exc, ProblemDetailsException) and exc.status_code == 503:
+        return  # an outage answered on purpose: its cause was logged where it was raised
     request_id = scope.get("state", {}).get("request_id")
     logger.exception("unexpected error (route=%s, request_id=%s)", _route(scope), request_id)
 
@@ -226,6 +230,7 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
         given = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
         request_id = given or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
+        token = request_ids.enter(request_id)
         status = 500
         start = time.perf_counter()
 
@@ -242,6 +247,7 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
+            request_ids.leave(token)
             elapsed = time.perf_counter() - start
             route = _route(scope)
             user = scope.get("user")
