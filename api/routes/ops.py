@@ -1,8 +1,8 @@
 """Operational endpoints: liveness, readiness (no key needed) and Prometheus metrics (no key
 needed unless the deployment's ``metrics`` setting is ``key``).
 
-Guarantees: readiness answers 200 only when the database answers and its schema is current;
-otherwise 503 with a generic detail, the cause (driver error, migration
+Guarantees: readiness answers 200 only when the database answers, its schema is current and a
+write could start now; otherwise 503 with a generic detail, the cause (driver error, migration
 names) going only to the log.
 """
 
@@ -40,10 +40,11 @@ def healthz() -> dict[str, str]:
     exclude_from_auth=True,
     tags=["operations"],
     sync_to_thread=True,
-    summary="The database is reachable and its schema is current",
+    summary="The database is reachable, its schema is current and it can be written",
 )
 def readyz(services: NamedDependency[Services]) -> dict[str, str | int]:
-    """Readiness: the database answers and no migration is pending (else 503)."""
+    """Readiness: the database answers, no migration is pending, and a write could start now
+    (checked without writing anything); else 503."""
     store = services.ledger.store
     try:
         todo = pending(store.reader())
@@ -52,6 +53,7 @@ def readyz(services: NamedDependency[Services]) -> dict[str, str | int]:
                 "not-ready", NOT_READY, f"migrations pending: {', '.join(m.name for m in todo)}"
             )
         head = services.ledger.head()
+        store.probe_write()
     except (sqlite3.Error, LedgerError) as exc:
         raise unavailable("not-ready", NOT_READY, exc) from exc
     return {"status": "ready", "log_position": head}

@@ -46,6 +46,29 @@ def test_ready_when_the_database_can_be_written(client: Client) -> None:
     assert r.json() == {"status": "ready", "log_position": 0}
 
 
+def test_a_read_only_database_is_not_ready_and_recovers(
+    client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    writer(client).execute("PRAGMA query_only = ON")
+    capsys.readouterr()
+    not_ready(client, "readonly", "read-only")
+    assert "attempt to write a readonly database" in capsys.readouterr().err  # the log says why
+    writer(client).execute("PRAGMA query_only = OFF")
+    assert client.get("/readyz").status_code == 200
+
+
+def test_a_database_another_writer_holds_is_not_ready(client: Client, settings: Settings) -> None:
+    other = sqlite3.connect(settings.db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        not_ready(client, "locked")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert client.get("/readyz").status_code == 200
+    assert writer(client).execute("PRAGMA busy_timeout").fetchone()[0] == 30_000  # restored
+
+
 def test_pending_migrations_are_not_ready_and_not_named(
     client: Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
