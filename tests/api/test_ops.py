@@ -1,7 +1,8 @@
-"""Readiness and metrics: what an operator and a load balancer rely on."""
+"""Readiness, metrics and the API docs page: what an operator and a load balancer rely on."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,3 +180,21 @@ def test_the_metrics_setting_is_read_from_the_environment(tmp_path: Path) -> Non
     assert Settings.from_env(env).metrics == "key"
     with pytest.raises(msgspec.ValidationError):
         Settings.from_env({**env, "CONSENT_LEDGER_METRICS": "open"})
+
+
+# -- the API docs page ------------------------------------------------------------------------
+def test_the_docs_page_loads_nothing_from_another_host(client: Client) -> None:
+    page = client.get("/schema/swagger")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    head = page.text.split("<body", 1)[0]
+    referenced = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", page.text)
+    assert referenced, "the page references its script and styles"
+    for url in referenced:
+        assert url.startswith("/"), url
+        assert not url.startswith("//"), url
+        asset = client.get(url)
+        assert asset.status_code == 200, url  # served by this app, from the installed package
+        assert len(asset.content) > 0
+    assert "cdn" not in head.lower()
+    assert "://" not in head
