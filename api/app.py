@@ -64,6 +64,7 @@ def _swagger() -> SwaggerRenderPlugin:
         css_url=f"{DOCS_ASSETS}/swagger-ui.css",
         standalone_preset_js_url=f"{DOCS_ASSETS}/swagger-ui-standalone-preset.js",
         favicon=f"<link rel='icon' type='image/png' href='{DOCS_ASSETS}/favicon-32x32.png'>",
+        path=["/", "/swagger"],  # the docs page is /schema itself (JSON: /schema/openapi.json)
     )
 
 

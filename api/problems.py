@@ -69,7 +69,7 @@ _IN_OUR_LOGS = "retry later; the request id names the cause in our logs"
 
 
 def server_side(
-    status: int, detail: str, *, kind: str, headers: dict[str, str] | None = None
+    status: int, detail: str, *, kind: str | None, headers: dict[str, str] | None = None
 ) -> ProblemDetailsException:
     """A 5xx problem: ``detail`` (generic: it never names a path, a driver's error or anything
     else inside the service) and the request id under which the cause is logged."""
@@ -128,7 +128,8 @@ def from_http(exc: HTTPException) -> ProblemDetailsException:
             detail=exc.detail,
             request_id=request_ids.current(),
         )
-        return server_side(exc.status_code, INTERNAL, kind="internal", headers=exc.headers)
+        kind = "internal" if exc.status_code == 500 else None
+        return server_side(exc.status_code, INTERNAL, kind=kind, headers=exc.headers)
     return problem(exc.status_code, exc.detail, headers=exc.headers, extra=extra)
 
 

@@ -2,7 +2,9 @@
 
 Set by the request log middleware (``api.logs``) around each request; the same id is echoed in
 ``X-Request-ID`` and logged with every line about the request, so a client holding an answer can
-name the log lines that explain it.
+name the log lines that explain it. It is current on the event loop, where errors are mapped to
+problem details, and in threads that copy the context (``sync_to_thread`` handlers); not on the
+lanes' threads.
 """
 
 from __future__ import annotations

@@ -183,8 +183,9 @@ def test_the_metrics_setting_is_read_from_the_environment(tmp_path: Path) -> Non
 
 
 # -- the API docs page ------------------------------------------------------------------------
-def test_the_docs_page_loads_nothing_from_another_host(client: Client) -> None:
-    page = client.get("/schema/swagger")
+@pytest.mark.parametrize("path", ["/schema", "/schema/swagger"])
+def test_the_docs_page_loads_nothing_from_another_host(client: Client, path: str) -> None:
+    page = client.get(path)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     head = page.text.split("<body", 1)[0]
