@@ -64,15 +64,6 @@ def command(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def parse_known_at(text: str | None) -> str | int | None:
-    """A known-at value: a log position (digits) or an RFC 3339 time."""
-    if text is None:
-        return None
-    if text.isdigit():
-        return int(text)
-    return normalize_time(text)
-
-
 @command("init")
 def _init(args: argparse.Namespace) -> int:
     ledger = open_ledger(args)
@@ -141,12 +132,10 @@ def _classify(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     ledger = open_ledger(args)
     msisdn = ledger.normalize_msisdn(args.tenant, args.subaccount, args.msisdn)
-    known_at = parse_known_at(args.known_at)
+    known = ledger.known_at(args.known_at)
     at = normalize_time(args.at) if args.at else None
-    decision = ledger.decide(
-        args.tenant, args.subaccount, msisdn, at=at, known_at=ledger.resolve_known_at(known_at)
-    )
-    emit(decision_view(decision, msisdn, args.subaccount, known_at))
+    decision = ledger.decide(args.tenant, args.subaccount, msisdn, at=at, known_at=known.position)
+    emit(decision_view(decision, msisdn, args.subaccount, known))
     return 0
 
 
@@ -210,6 +199,7 @@ def _serve(args: argparse.Namespace) -> int:
         "origin": args.origin,
         "checkpoint_interval": args.checkpoint_interval,
         "log_format": args.log_format,
+        "metrics": args.metrics,
         "reader_threads": args.reader_threads,
         "writer_threads": args.writer_threads,
     }
@@ -315,6 +305,12 @@ def _serve_and_keys_parsers(sub: argparse._SubParsersAction[argparse.ArgumentPar
         choices=["auto", "json", "console"],
         help="JSON lines, console, or auto: console on a TTY (default auto)",
     )
+    p.add_argument(
+        "--metrics",
+        choices=["public", "key"],
+        help="who may read /metrics: anyone, or only a key with the metrics scope or an "
+        "operator key (default public)",
+    )
     keys = sub.add_parser("keys", help="manage API keys (create, list, revoke)")
     actions = keys.add_subparsers(
         dest="keys_command", required=True, metavar="{create,list,revoke}"
@@ -327,7 +323,7 @@ def _serve_and_keys_parsers(sub: argparse._SubParsersAction[argparse.ArgumentPar
         action="store_true",
         help="a deployment-wide key: reads the whole log, signs checkpoints",
     )
-    p.add_argument("--scopes", help="comma-separated: ingest,check,audit,admin")
+    p.add_argument("--scopes", help="comma-separated: ingest,check,audit,admin,metrics")
     p.add_argument("--label", help="a note to recognise the key by")
     p.set_defaults(key_action=_keys_create)
     p = actions.add_parser("list", help="every key as JSON lines (never the secret)")
@@ -378,7 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("msisdn")
     p.add_argument("--subaccount", required=True)
     p.add_argument("--at", help="valid time (RFC 3339 or date; default now)")
-    p.add_argument("--known-at", help="as known at an RFC 3339 time or a log position")
+    p.add_argument(
+        "--known-at",
+        help="as known at an RFC 3339 time or a log position (up to the newest; a time in the "
+        "future is answered as known now, with a note)",
+    )
     p = sub.add_parser("history", help="every entry about a number, oldest first (JSON lines)")
     db_options(p)
     p.add_argument("msisdn")

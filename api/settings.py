@@ -34,6 +34,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bulk_limit: int = 10_000
     log_format: Literal["auto", "json", "console"] = "auto"
     """``json``, ``console`` or ``auto`` (console on a TTY, JSON lines otherwise)."""
+    metrics: Literal["public", "key"] = "public"
+    """Who may read ``/metrics``: anyone (``public``), or only a key with the ``metrics`` scope
+    or an operator key (``key``)."""
 
     def to_env(self) -> dict[str, str]:
         """These settings as environment variables (handed to server worker processes)."""

@@ -384,6 +384,22 @@ class SqliteLogStore:
             finally:
                 self._abandon()
 
+    def probe_write(self, timeout: float = 1.0) -> None:
+        """Raise ``StoreUnavailable`` unless the writer could start a write transaction within
+        ``timeout`` seconds (the database is writable and no write holds it longer); nothing
+        is written."""
+        if not self._write_lock.acquire(timeout=timeout):
+            raise StoreUnavailable("the writer stayed busy")
+        try:
+            self._wconn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            try:
+                self._begin()
+                self._abandon()
+            finally:
+                self._wconn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        finally:
+            self._write_lock.release()
+
     def _abandon(self) -> None:
         """Roll back the writer's transaction, if SQLite has not already done so (it rolls a
         whole transaction back by itself on some errors: disk full, I/O error, interrupt)."""

@@ -26,6 +26,7 @@ from projections.config import ConfigProjector, SubaccountSettings
 from projections.consent import ConsentProjector
 from projections.decisions import Decision
 from projections.ids import new_key, valid_subaccount
+from projections.known_at import KnownAt, parse_known_at, resolve_known_at
 from projections.review import ReviewProjector
 from projections.timeline import Interval, intervals
 
@@ -202,11 +203,11 @@ class ConsentLedger:
         return self.append([draft])[0]
 
     # -- decisions -------------------------------------------------------------------------
-    def resolve_known_at(self, known_at: str | int | None) -> int | None:
-        """A known-at time or position as a log position (``None`` = now)."""
-        if known_at is None or isinstance(known_at, int):
-            return known_at
-        return decisions.position_known_at(self.store.reader(), normalize_time(known_at))
+    def known_at(self, text: str | None) -> KnownAt:
+        """A ``known_at`` as given (a log position or an RFC 3339 time; ``None``: now),
+        checked and resolved to the log position to answer as of (see
+        ``projections.known_at``: one reading for the API and the CLI)."""
+        return resolve_known_at(self.store.reader(), parse_known_at(text), self.now())
 
     def decide(
         self,

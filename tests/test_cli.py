@@ -270,6 +270,21 @@ def test_check_known_at_a_position_and_a_time(known: Run) -> None:
     assert at_time["log_position"] == 3
     assert at_time["state"] == "opted_out"
     assert at_time["known_at"] == recorded_3
+    assert at_time["known_at_note"] is None
+
+
+def test_check_known_at_a_future_time_answers_as_known_now_and_says_so(known: Run) -> None:
+    _scenario(known)
+    now = known.json("check", NUMBER, "--subaccount", "ACME_MKT")
+    future = known.json(
+        "check", NUMBER, "--subaccount", "ACME_MKT", "--known-at", "2999-01-01T00:00:00Z"
+    )
+    assert future["log_position"] == now["log_position"] == known.head()
+    assert future["state"] == now["state"]
+    assert (
+        "2999-01-01T00:00:00.000Z is in the future; answered as known now"
+        in (future["known_at_note"])
+    )
 
 
 def test_history_prints_every_entry_as_json_lines(known: Run) -> None:
@@ -319,6 +334,23 @@ ERRORS = {
         "2026-01-01T10:00:00",
     ),
     "naive at": ("check", NUMBER, "--subaccount", "ACME_MKT", "--at", "2026-01-01 10:00"),
+    "known-at past int()'s digit limit": (
+        "check",
+        NUMBER,
+        "--subaccount",
+        "ACME_MKT",
+        "--known-at",
+        "9" * 4301,
+    ),
+    "known-at superscript digit": ("check", NUMBER, "--subaccount", "ACME_MKT", "--known-at", "²"),
+    "known-at beyond the newest position": (
+        "check",
+        NUMBER,
+        "--subaccount",
+        "ACME_MKT",
+        "--known-at",
+        "999",
+    ),
     "unknown subaccount opt_in": (
         "record",
         "--subaccount",

@@ -264,6 +264,7 @@ _TRAIL_EXAMPLE = {
         "at": "2026-06-01T10:00:00.000Z",
         "known_at": None,
         "log_position": 3,
+        "known_at_note": None,
     },
     "completeness": COMPLETENESS,
 }
@@ -321,7 +322,7 @@ def audit_trail(
         entries=entries,
         configuration=[audit_entry(s, {}) for s in found.configuration],
         timeline=found.intervals,
-        decision=decision_view(found.decision, number, subaccount, None),
+        decision=decision_view(found.decision, number, subaccount),
     )
     return Response(body)
 

@@ -134,13 +134,13 @@ def test_before_the_import_was_known_the_number_was_opted_in(scenario: ConsentLe
     recorded = entry_before.entry.recorded_at
     [imported] = scenario.store.read_from(Scenario.imported, 1)
     assert recorded < imported.entry.recorded_at
-    position = scenario.resolve_known_at(recorded)
+    position = scenario.known_at(recorded).position
     assert position == before_import
     assert state(decide(scenario, MKT, "2026-02-20", known_at=position)) == state(as_known)
     # a moment before the import was recorded is still "before"
     just_before = format_time(parse_time(imported.entry.recorded_at) - timedelta(milliseconds=1))
-    assert scenario.resolve_known_at(just_before) == before_import
-    assert scenario.resolve_known_at(imported.entry.recorded_at) == Scenario.imported
+    assert scenario.known_at(just_before).position == before_import
+    assert scenario.known_at(imported.entry.recorded_at).position == Scenario.imported
 
 
 def test_every_subaccount_is_opted_out_from_the_stopall(scenario: ConsentLedger) -> None:

@@ -498,7 +498,10 @@ def test_another_tenants_subaccounts_numbers_and_quarantine_look_absent(
 
 
 # -- credentials ------------------------------------------------------------------------------
-AUTHORIZATIONS = [
+AUTHORIZATIONS: list[str | bytes] = [
+    "Basic éééé".encode(),  # not ASCII (was a 500)
+    "Bearer é".encode(),
+    "Basic " + base64.b64encode(b"8x8:\xff\xfe").decode(),  # a password that is not UTF-8
     "Bearer \x00\x01",
     "Bearer " + "a" * 60_000,
     "Bearer cl_000000000000_" + SQL,
@@ -512,7 +515,7 @@ AUTHORIZATIONS = [
 
 @pytest.mark.parametrize("authorization", AUTHORIZATIONS, ids=range(len(AUTHORIZATIONS)))
 def test_hostile_credentials_are_401(
-    client: Client, world: dict[str, int], authorization: str
+    client: Client, world: dict[str, int], authorization: str | bytes
 ) -> None:
     before = log_head(client)
     for method, url in (("POST", "/v1/webhooks/8x8"), ("GET", "/v1/review")):
