@@ -16,7 +16,6 @@ has every API key secret replaced by ``…`` and every phone number masked (``+6
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 import threading
@@ -227,8 +226,7 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         headers = dict(scope.get("headers", []))
-        given = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
-        request_id = given or os.urandom(16).hex()
+        request_id = request_ids.chosen(headers.get(b"x-request-id"))
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_ids.enter(request_id)
         status = 500

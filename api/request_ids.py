@@ -9,9 +9,21 @@ lanes' threads.
 
 from __future__ import annotations
 
+import os
+import re
 from contextvars import ContextVar, Token
 
 _CURRENT: ContextVar[str | None] = ContextVar("consent_ledger_request_id", default=None)
+_CLIENT_ID = re.compile(rb"[\x21-\x7e]{1,64}")
+"""A client's ``X-Request-ID`` that is kept: 1–64 printable ASCII characters, no spaces."""
+
+
+def chosen(header: bytes | None) -> str:
+    """The id of a request: the client's ``X-Request-ID`` when it is 1–64 printable ASCII
+    characters (it is stored as evidence and logged), else a fresh random one."""
+    if header is not None and _CLIENT_ID.fullmatch(header):
+        return header.decode("ascii")
+    return os.urandom(16).hex()
 
 
 def current() -> str | None:

@@ -89,3 +89,19 @@ def test_redact_masks_numbers_and_cuts_key_secrets() -> None:
     # what is not a number stays: times, request ids, short counts
     kept = "2026-03-02T09:15:27.431Z req 39ef21dcdc0f88ada72fa18e15f9466f, 12 rows, line 421"
     assert redact(kept) == kept
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["", "a b", "x" * 65, "id\u00e9", "line\nbreak", "\u202e-evil"],
+    ids=["empty", "space", "too-long", "non-ascii", "newline", "bidi"],
+)
+def test_a_request_id_that_is_not_printable_and_bounded_is_replaced(given: str) -> None:
+    """The client's X-Request-ID is stored as evidence and logged: only a bounded, printable
+    one is kept."""
+    from api.request_ids import chosen
+
+    kept = chosen(given.encode("utf-8"))
+    assert kept != given
+    assert len(kept) == 32
+    assert chosen(b"req-42/abc") == "req-42/abc"
