@@ -109,23 +109,21 @@ def create_app(settings: Settings) -> Litestar:
         loop.set_default_executor(readers)  # where sync handlers run
         settings.db.parent.mkdir(parents=True, exist_ok=True)
         ledger = ConsentLedger(settings.db)
-        services = Services(
-            settings=settings,
-            ledger=ledger,
-            lane=Lane(loop, "consent-ledger-lane"),
-            writers=ThreadPoolExecutor(settings.writer_threads, "consent-ledger-writer"),
-        )
-        services.intake_lane = BatchLane(
+        lane = Lane(loop, "consent-ledger-lane")
+        writers = ThreadPoolExecutor(settings.writer_threads, "consent-ledger-writer")
+        services = Services(settings=settings, ledger=ledger, lane=lane, writers=writers)
+        intake_lane = BatchLane(
             loop, "consent-ledger-intake", partial(intake.record_webhooks, services)
         )
+        services.intake_lane = intake_lane
         app.state.services = services
         try:
             async with checkpoints(services):
                 yield
         finally:
-            services.intake_lane.close()
-            services.lane.close()
-            services.writers.shutdown()
+            intake_lane.close()
+            lane.close()
+            writers.shutdown()
             ledger.close()
 
     def provide_services(state: State) -> Services:

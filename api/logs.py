@@ -20,14 +20,17 @@ import re
 import sys
 import threading
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 import msgspec
 import structlog
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.logging.config import LoggingConfig
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.typing import Processor
 
 from api import metrics, problems, request_ids
 from ledger.errors import LedgerError, MigrationError, StoreUnavailable
@@ -102,7 +105,9 @@ def redact(text: str) -> str:
     return _NUMBER.sub(_masked, _SECRET.sub(r"\1…", text))
 
 
-def _redact_free_text(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact_free_text(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """Processor: ``redact`` every free-text field of a log line."""
     for key in _FREE_TEXT:
         value = event.get(key)
@@ -111,7 +116,7 @@ def _redact_free_text(_logger: Any, _name: str, event: dict[str, Any]) -> dict[s
     return event
 
 
-_SAFE = (structlog.processors.format_exc_info, _redact_free_text)
+_SAFE: tuple[Processor, ...] = (structlog.processors.format_exc_info, _redact_free_text)
 """Before any renderer: exceptions as plain tracebacks without locals, then free text redacted."""
 
 
@@ -145,7 +150,7 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         """Whatever ``sys.stderr`` is now."""
         return sys.stderr
@@ -222,9 +227,10 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
     log = structlog.get_logger("consent_ledger.http")
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
+        method = str(scope["method"])
         headers = dict(scope.get("headers", []))
         request_id = request_ids.chosen(headers.get(b"x-request-id"))
         scope.setdefault("state", {})["request_id"] = request_id
@@ -249,11 +255,11 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
             elapsed = time.perf_counter() - start
             route = _route(scope)
             user = scope.get("user")
-            metrics.observe_request(route, scope["method"], status, elapsed)
+            metrics.observe_request(route, method, status, elapsed)
             log.info(
                 "request",
                 request_id=request_id,
-                method=scope["method"],
+                method=method,
                 route=route,
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),

@@ -469,7 +469,10 @@ async def webhook_8x8(request: Request[Principal, Any, Any]) -> WebhookAnswer | 
     services = services_of(request.app)
     raw = await request.body()
     received = _received(request, services)
-    return await services.intake(Hook(request.user, raw, received))
+    answer: WebhookAnswer | WebhookSkipped = await services.intake(
+        Hook(request.user, raw, received)
+    )
+    return answer
 
 
 # -- opt-outs ----------------------------------------------------------------------------------
