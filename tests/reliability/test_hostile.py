@@ -139,17 +139,23 @@ WEBHOOK_STOPS = {
 }
 
 
-@pytest.mark.parametrize("body", list(WEBHOOK_BODIES.values()), ids=list(WEBHOOK_BODIES))
-def test_the_webhook_quarantines_hostile_bodies(
-    client: Client, keys: dict[str, str], world: dict[str, int], body: bytes
-) -> None:
-    before = log_head(client)
+def post_webhook(client: Client, keys: dict[str, str], body: bytes) -> Any:
+    """POST ``body`` to the webhook as JSON; asserts the 200 every body gets."""
     r = client.post(
         "/v1/webhooks/8x8",
         content=body,
         headers={"Content-Type": "application/json", **bearer(keys["all"])},
     )
     assert r.status_code == 200, r.text[:500]
+    return r
+
+
+@pytest.mark.parametrize("body", list(WEBHOOK_BODIES.values()), ids=list(WEBHOOK_BODIES))
+def test_the_webhook_quarantines_hostile_bodies(
+    client: Client, keys: dict[str, str], world: dict[str, int], body: bytes
+) -> None:
+    before = log_head(client)
+    r = post_webhook(client, keys, body)
     assert (r.json()["outcome"], r.json()["position"]) == ("quarantined", None)
     assert log_head(client) == before
     items = client.get("/v1/quarantine", headers=bearer(keys["all"])).json()["items"]
@@ -163,12 +169,7 @@ def test_the_webhook_records_a_stop_among_hostile_fields(
     client: Client, keys: dict[str, str], world: dict[str, int], body: bytes
 ) -> None:
     before = log_head(client)
-    r = client.post(
-        "/v1/webhooks/8x8",
-        content=body,
-        headers={"Content-Type": "application/json", **bearer(keys["all"])},
-    )
-    assert r.status_code == 200, r.text[:500]
+    r = post_webhook(client, keys, body)
     assert r.json()["outcome"] in ("opted_out", "review"), r.text[:500]
     assert log_head(client) > before
     stored = client.app.state.services.ledger.store.read_from(r.json()["position"], 1)[0]
