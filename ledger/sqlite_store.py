@@ -44,6 +44,7 @@ from ledger.entries import (
 )
 from ledger.errors import LedgerError, NotFound, RetractionError, StoreUnavailable
 from ledger.events import RETRACTABLE_TYPES, EntryRetracted, event_type
+from ledger.files import PRIVATE_FILE_MODE, create_private_file, make_private_dir
 from ledger.migrate import migrate
 from ledger.store import Appended, Draft, StoredEntry
 from ledger.timefmt import format_time, utc_now
@@ -91,7 +92,15 @@ class Projector(Protocol):
 
 
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open ``path`` in autocommit mode with the ledger's pragmas (WAL, synchronous=FULL)."""
+    """Open ``path`` in autocommit mode with the ledger's pragmas (WAL, synchronous=FULL).
+
+    A writer creates what is missing privately: the database's directory 0700, the database
+    0600 — and so its ``-wal`` and ``-shm`` files, which SQLite creates with the database
+    file's own mode.
+    """
+    if not readonly:
+        make_private_dir(Path(path).parent)
+        create_private_file(Path(path))
     conn = sqlite3.connect(
         str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
     )
@@ -592,10 +601,11 @@ class SqliteLogStore:
 
 
 def _open_lock_file(db: Path) -> int | None:
-    """The writers' lock file beside ``db`` (created if need be); ``None`` where it cannot be
-    opened (SQLite's own locking still serialises writers, only less promptly)."""
+    """The writers' lock file beside ``db`` (created 0600 if need be); ``None`` where it cannot
+    be opened (SQLite's own locking still serialises writers, only less promptly)."""
     try:
-        return os.open(f"{db}-writer-lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        flags = os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC
+        return os.open(f"{db}-writer-lock", flags, PRIVATE_FILE_MODE)
     except OSError:
         return None
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -686,3 +688,50 @@ def test_append_each_interleaves_with_concurrent_appends(store: LogStore) -> Non
         t.join(60)
     assert not errors
     assert positions(store) == list(range(1, 4 * 50 + 20 * 5 + 1))
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """Run with umask 0: every mode checked is the one the code asks for, not the umask's."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("open_umask")
+class TestSqliteFilePermissions:
+    def test_a_new_database_and_every_file_beside_it_are_owner_only(self, tmp_path: Path) -> None:
+        path = tmp_path / "data" / "ledger.db"
+        store = SqliteLogStore(path)
+        try:
+            store.append([draft("k1")])  # the -wal and -shm exist from now on
+            assert store.read_from(1, 10)  # and a reader has them open
+            assert mode(path.parent) == 0o700
+            for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm", "ledger.db-writer-lock"):
+                assert mode(path.parent / name) == 0o600, name
+        finally:
+            store.close()
+
+    def test_wal_and_shm_made_later_are_owner_only_too(self, tmp_path: Path) -> None:
+        path = tmp_path / "ledger.db"
+        SqliteLogStore(path).close()  # the last connection removes -wal and -shm
+        assert not Path(f"{path}-wal").exists()
+        store = SqliteLogStore(path)
+        try:
+            store.append([draft("k1")])
+            assert mode(Path(f"{path}-wal")) == mode(Path(f"{path}-shm")) == 0o600
+        finally:
+            store.close()
+
+    def test_an_existing_directory_keeps_its_mode(self, tmp_path: Path) -> None:
+        shared = tmp_path / "shared"
+        shared.mkdir(mode=0o750)
+        SqliteLogStore(shared / "ledger.db").close()
+        assert mode(shared) == 0o750
+        assert mode(shared / "ledger.db") == 0o600
