@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from ledger import checkpoint_log
+from ledger import checkpoint_log, tree
 from ledger.checkpoint import Signer
 from ledger.checkpoint_log import CheckpointRecord
 from ledger.errors import InvalidInput, NotFound
@@ -269,8 +269,14 @@ class ConsentLedger:
         """Sign a checkpoint of the whole log if it grew (see ``ledger.checkpoint_log.sign``).
 
         Returns the checkpoint covering the newest entry, or ``None`` when ``min_interval``
-        seconds have not passed since the last one.
+        seconds have not passed since the last one. When the latest checkpoint already covers
+        the newest entry it is returned without a write transaction: answering it never waits
+        for, nor holds up, writers.
         """
+        with self.store.snapshot() as conn:
+            latest = checkpoint_log.latest(conn)
+            if latest is not None and latest.size >= tree.tree_size(conn):
+                return latest
         with self.store.write_transaction() as conn:
             return checkpoint_log.sign(
                 conn, signer, origin, self.clock(), min_interval=min_interval

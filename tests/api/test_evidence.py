@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,27 @@ def test_a_later_entry_gets_a_newer_checkpoint(
     assert second["decision"]["state"] == "opted_in"
     assert second["timeline"][-1]["position"] == start["position"]
     verify_bundle(json.dumps(second), verifier_key(settings))
+
+
+def test_a_bundle_needing_no_new_checkpoint_does_not_wait_for_writers(
+    client: Client, keys: dict[str, str], settings: Settings
+) -> None:
+    """With the newest entry already covered by a checkpoint, a bundle is a pure read: it is
+    answered while another process holds the write lock."""
+    webhook(client, keys, fixture_body("inbound-sms-stop.json"))
+    first = bundle_of(client, keys)
+    assert first.json()["checkpoint"]["size"] == head(client)
+    writer = sqlite3.connect(settings.db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process's write transaction
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(bundle_of, client, keys)
+        try:
+            r = answer.result(timeout=20)
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+    assert r.status_code == 200, r.text
+    assert r.json()["checkpoint"] == first.json()["checkpoint"]
 
 
 def test_html_rendering(client: Client, keys: dict[str, str], settings: Settings) -> None:
