@@ -247,9 +247,11 @@ class ConsentLedger:
         """Every entry of ``tenant`` about ``msisdn``, oldest first."""
         return self.store.read_number(tenant, msisdn)
 
-    def review_queue(self, tenant: str) -> list[review.ReviewItem]:
-        """Open review items, oldest first."""
-        return review.open_items(self.store.reader(), tenant)
+    def review_queue(
+        self, tenant: str, *, after: int = 0, limit: int = 1000
+    ) -> list[review.ReviewItem]:
+        """Up to ``limit`` open review items after position ``after``, oldest first."""
+        return review.open_items(self.store.reader(), tenant, after=after, limit=limit)
 
     def review_item(self, tenant: str, position: int) -> review.ReviewItem:
         """One review item (``NotFound`` if absent or another tenant's)."""
