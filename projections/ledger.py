@@ -176,18 +176,24 @@ class ConsentLedger:
         self, tenant: str, position: int, *, reason: str, actor: str, key: str | None = None
     ) -> Appended:
         """Append a retraction of ``position``: from now on that entry has no effect."""
+        draft = self.retraction_draft(tenant, position, reason=reason, actor=actor, key=key)
+        return self.append([draft])[0]
+
+    @staticmethod
+    def retraction_draft(
+        tenant: str, position: int, *, reason: str, actor: str, key: str | None = None
+    ) -> Draft:
+        """The entry retracting ``position`` (``InvalidInput`` for a blank reason)."""
         if not reason.strip():
             raise InvalidInput("a retraction needs a reason")
-        event = EntryRetracted(position=position, reason=reason, actor=actor)
-        draft = Draft(
+        return Draft(
             tenant=tenant,
             key=key or new_key("retract"),
             subaccount=None,
             msisdn=None,
             occurred_at=None,
-            event=event,
+            event=EntryRetracted(position=position, reason=reason, actor=actor),
         )
-        return self.append([draft])[0]
 
     # -- decisions -------------------------------------------------------------------------
     def resolve_known_at(self, known_at: str | int | None) -> int | None:

@@ -414,6 +414,14 @@ class ResolveRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     action: ReviewAction
     note: Annotated[str, msgspec.Meta(max_length=_MAX_TEXT)]
     subaccount: str | None = None
+    narrow: Annotated[
+        bool,
+        msgspec.Meta(
+            description="assign only: also retract the tenant-wide opt-out, in the same atomic "
+            "step, so that it applies to the assigned subaccount alone. Refused (422) for an "
+            "opt-out that is tenant-wide by its keyword (STOPALL) or under revoke_all."
+        ),
+    ] = False
 
 
 class ResolutionView(msgspec.Struct, frozen=True, kw_only=True):
@@ -425,6 +433,8 @@ class ResolutionView(msgspec.Struct, frozen=True, kw_only=True):
     subaccount: str | None
     opt_out_position: int | None
     resolution_position: int
+    retraction_position: int | None
+    """The retraction of the tenant-wide opt-out (``narrow`` only)."""
     notes: list[str]
 
 
@@ -439,8 +449,13 @@ class ResolutionView(msgspec.Struct, frozen=True, kw_only=True):
     "subaccount (or `subaccount`), valid from when the person wrote. `assign` (an opt-out "
     "whose subaccount was unresolved): a `consent.revoked` on `subaccount`. Each appends a "
     "`review.resolved`, all in one atomic append. The tenant-wide opt-out of an unresolved "
-    "item is never lifted by a resolution: retract it explicitly (POST /v1/retractions) if it "
-    "should apply to one subaccount only. An item already resolved: 409.",
+    "item stays in force for every subaccount unless the resolution says otherwise "
+    "explicitly: `assign` with `narrow: true` also appends the `entry.retracted` of the "
+    "tenant-wide opt-out in the same atomic append (`retraction_position`), so from then on "
+    "it applies to `subaccount` alone. Only an opt-out that was tenant-wide solely because "
+    "its subaccount was unresolved can be narrowed: one tenant-wide by its keyword (STOPALL, "
+    "STOP ALL) or under the tenant's `revoke_all` is refused (422), as is `narrow` with any "
+    "other action. `narrow` defaults to false. An item already resolved: 409.",
     responses={
         200: ResponseSpec(
             data_container=ResolutionView,
@@ -454,6 +469,7 @@ class ResolutionView(msgspec.Struct, frozen=True, kw_only=True):
                         "subaccount": "ACME_MKT",
                         "opt_out_position": 21,
                         "resolution_position": 22,
+                        "retraction_position": None,
                         "notes": [
                             "opted out of subaccount 'ACME_MKT' from 2026-03-02T09:15:27.431Z",
                             "the tenant-wide opt-out at position 7 stays in force for every "
@@ -500,16 +516,18 @@ def resolve_review(
             note=data.note,
             actor=principal.actor,
             subaccount=data.subaccount,
+            narrow=data.narrow,
         )
     except AlreadyResolved as exc:
         raise problem(409, str(exc), kind="already-resolved") from exc
-    _counted([a for a in (done.opt_out, done.resolved) if a is not None])
+    _counted([a for a in (done.opt_out, done.resolved, done.retraction) if a is not None])
     return ResolutionView(
         position=position,
         action=done.action,
         subaccount=done.subaccount,
         opt_out_position=done.opt_out.position if done.opt_out else None,
         resolution_position=done.resolved.position,
+        retraction_position=done.retraction.position if done.retraction else None,
         notes=list(done.notes),
     )
 
