@@ -137,9 +137,15 @@ def _held_lock() -> threading.Lock:
     return lock
 
 
+Build = Callable[[sqlite3.Connection], Sequence[Draft]]
+"""Makes the drafts of an append from what it reads inside the append's write transaction."""
+
+
 @dataclass
 class _Ticket:
     drafts: Sequence[Draft]
+    build: Build | None = None
+    """Called for the drafts inside the write transaction (a ticket committed alone)."""
     results: list[Appended] | None = None
     error: BaseException | None = None
     done: bool = False
@@ -319,6 +325,22 @@ class SqliteLogStore:
             out.append(error if error is not None else (ticket.results or []))
         return out
 
+    def append_built(self, build: Build) -> list[Appended]:
+        """Append the drafts ``build`` returns, calling it on the writer connection inside the
+        append's write transaction: what it reads there is the newest state of the log and its
+        projections, and no other append (of this or another process) comes between its reads
+        and its entries. For read-then-append decisions (the next policy version).
+
+        Atomic and durable like ``append``, never grouped with other calls; if ``build`` raises
+        (a domain error), its error is raised and nothing is written; no drafts, no entries.
+        """
+        ticket = _Ticket((), build=build)
+        with self._write_lock:
+            self._commit_group([ticket])
+        if ticket.error is not None:
+            raise ticket.error
+        return ticket.results or []
+
     def _lead(self) -> None:
         """Commit every pending ticket as one group, wake their callers, pass the lead on."""
         group: list[_Ticket] = []
@@ -490,6 +512,8 @@ class SqliteLogStore:
         self, conn: sqlite3.Connection, ticket: _Ticket, cursor: _Cursor
     ) -> None:
         try:
+            if ticket.build is not None:
+                ticket.drafts = ticket.build(conn)
             ticket.results = self._append_drafts(conn, ticket.drafts, cursor, True)
         except Exception as exc:
             if not conn.in_transaction:

@@ -97,13 +97,13 @@ class ConsentLedger:
     ) -> Appended:
         """Append new settings for ``subaccount`` (fields left ``None`` keep their value).
 
-        The policy version goes up by one whenever the mode or the keyword lists change.
+        The policy version goes up by one whenever the mode or the keyword lists change; it is
+        computed from the settings in force inside the append's write transaction, so
+        concurrent changes (from any process) each get a version of their own.
         """
-        valid_subaccount(subaccount)
-        draft = self.subaccount_draft(
+        appended = self._configure(
             tenant,
             subaccount,
-            self.settings(tenant, subaccount),
             actor=actor,
             method=method,
             default_region=default_region,
@@ -111,8 +111,72 @@ class ConsentLedger:
             unknown=unknown,
             keywords=keywords,
             key=key,
+            if_changed=False,
         )
-        return self.append([draft])[0]
+        assert appended is not None  # unconditional: always an entry
+        return appended
+
+    def update_subaccount(
+        self,
+        tenant: str,
+        subaccount: str,
+        *,
+        actor: str,
+        method: Method = "admin",
+        default_region: str | None = None,
+        mode: Mode | None = None,
+        unknown: Unknown | None = None,
+        keywords: KeywordChanges | None = None,
+    ) -> Appended | None:
+        """Like ``configure_subaccount``, but append nothing (``None``) when the new settings
+        equal the ones in force; both decided inside the append's write transaction."""
+        return self._configure(
+            tenant,
+            subaccount,
+            actor=actor,
+            method=method,
+            default_region=default_region,
+            mode=mode,
+            unknown=unknown,
+            keywords=keywords,
+            key=None,
+            if_changed=True,
+        )
+
+    def _configure(
+        self,
+        tenant: str,
+        subaccount: str,
+        *,
+        actor: str,
+        method: Method,
+        default_region: str | None,
+        mode: Mode | None,
+        unknown: Unknown | None,
+        keywords: KeywordChanges | None,
+        key: str | None,
+        if_changed: bool,
+    ) -> Appended | None:
+        valid_subaccount(subaccount)
+
+        def build(conn: sqlite3.Connection) -> list[Draft]:
+            current = config.subaccount_settings(conn, tenant, subaccount)
+            draft = self.subaccount_draft(
+                tenant,
+                subaccount,
+                current,
+                actor=actor,
+                method=method,
+                default_region=default_region,
+                mode=mode,
+                unknown=unknown,
+                keywords=keywords,
+                key=key,
+            )
+            return [] if if_changed and _unchanged(current, draft.event) else [draft]
+
+        appended = self.store.append_built(build)
+        return appended[0] if appended else None
 
     @staticmethod
     def subaccount_draft(
@@ -293,6 +357,22 @@ class ConsentLedger:
     def latest_checkpoint(self) -> CheckpointRecord | None:
         """The newest signed checkpoint."""
         return checkpoint_log.latest(self.store.reader())
+
+
+def _unchanged(current: SubaccountSettings | None, event: object) -> bool:
+    """Whether configuration ``event`` would leave ``current`` settings as they are."""
+    return (
+        current is not None
+        and isinstance(event, SubaccountConfigured)
+        and (
+            current.default_region,
+            current.mode,
+            current.unknown,
+            current.keywords,
+            current.policy_version,
+        )
+        == (event.default_region, event.mode, event.unknown, event.keywords, event.policy_version)
+    )
 
 
 def _head(conn: sqlite3.Connection) -> int:

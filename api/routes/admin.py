@@ -25,11 +25,10 @@ from api.keys import Principal
 from api.problems import problem
 from api.state import Services
 from ledger.errors import NotFound
-from ledger.events import ReviewAction, SubaccountConfigured, Unknown
+from ledger.events import ReviewAction, Unknown
 from ledger.keywords import KeywordChanges, Mode
 from ledger.store import Appended
 from projections.config import SubaccountSettings
-from projections.ids import valid_subaccount
 from projections.resolve import AlreadyResolved, resolve
 
 _MAX_TEXT = 2000
@@ -96,21 +95,6 @@ def subaccount_view(s: SubaccountSettings) -> SubaccountView:
         effective_keywords={a: list(kws) for a, kws in policy.keywords().items()},
         position=s.position,
         configured_at=s.occurred_at,
-    )
-
-
-def _same(current: SubaccountSettings | None, event: Any) -> bool:
-    return (
-        current is not None
-        and isinstance(event, SubaccountConfigured)
-        and (
-            current.default_region,
-            current.mode,
-            current.unknown,
-            current.keywords,
-            current.policy_version,
-        )
-        == (event.default_region, event.mode, event.unknown, event.keywords, event.policy_version)
     )
 
 
@@ -201,12 +185,9 @@ def put_subaccount(
     principal = request.user
     tenant = tenant_of(principal)
     ledger = services.ledger
-    valid_subaccount(subaccount_id)
-    current = ledger.settings(tenant, subaccount_id)
-    draft = ledger.subaccount_draft(
+    appended = ledger.update_subaccount(
         tenant,
         subaccount_id,
-        current,
         actor=principal.actor,
         method="admin",
         default_region=data.default_region,
@@ -214,9 +195,9 @@ def put_subaccount(
         unknown=data.unknown,
         keywords=data.keywords,
     )
-    changed = not _same(current, draft.event)
-    if changed:
-        _counted(ledger.append([draft]))
+    changed = appended is not None
+    if appended is not None:
+        _counted([appended])
     now = ledger.settings(tenant, subaccount_id)
     assert now is not None
     return SubaccountUpdated(**msgspec.structs.asdict(subaccount_view(now)), changed=changed)

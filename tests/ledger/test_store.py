@@ -735,3 +735,63 @@ class TestSqliteFilePermissions:
         SqliteLogStore(shared / "ledger.db").close()
         assert mode(shared) == 0o750
         assert mode(shared / "ledger.db") == 0o600
+
+
+class TestSqliteAppendBuilt:
+    """``append_built``: drafts made from reads inside the append's write transaction."""
+
+    def test_build_reads_the_newest_state(self, tmp_path: Path) -> None:
+        path = tmp_path / "store.db"
+        mine, other = SqliteLogStore(path), SqliteLogStore(path)  # two processes, say
+        try:
+            other.append([draft("theirs")])
+
+            def build(conn: sqlite3.Connection) -> list[Draft]:
+                head = conn.execute("SELECT max(position) FROM log").fetchone()[0]
+                return [draft(f"after-{head}")]
+
+            (appended,) = mine.append_built(build)
+            assert appended.stored.entry.key == "after-1"
+            assert appended.position == 2
+        finally:
+            mine.close()
+            other.close()
+
+    def test_no_other_append_comes_between_the_reads_and_the_entries(self, tmp_path: Path) -> None:
+        path = tmp_path / "store.db"
+        mine, other = SqliteLogStore(path), SqliteLogStore(path)
+        done = threading.Event()
+
+        def theirs() -> None:
+            other.append([draft("theirs")])
+            done.set()
+
+        racer = threading.Thread(target=theirs)
+
+        def build(conn: sqlite3.Connection) -> list[Draft]:
+            racer.start()
+            assert not done.wait(0.5)  # the other writer waits for this append to commit
+            head = conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0]
+            return [draft(f"after-{head}")]
+
+        try:
+            assert len(mine.append_built(build)) == 1
+            racer.join(10)
+            assert done.is_set()
+            assert [(s.position, s.entry.key) for s in everything(mine)] == [
+                (1, "after-0"),
+                (2, "theirs"),
+            ]
+        finally:
+            mine.close()
+            other.close()
+
+    def test_a_build_that_raises_writes_nothing(self, sqlite_store: SqliteLogStore) -> None:
+        def build(conn: sqlite3.Connection) -> list[Draft]:
+            raise InvalidInput("refused after a look at the log")
+
+        with pytest.raises(InvalidInput, match="refused"):
+            sqlite_store.append_built(build)
+        assert sqlite_store.append_built(lambda conn: []) == []
+        assert sqlite_store.head() == 0
+        assert sqlite_store.append([draft("k1")])[0].position == 1  # the writer is usable
