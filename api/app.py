@@ -2,27 +2,31 @@
 
 Guarantees: configuration comes only from the ``Settings`` passed in; the database is opened
 when the app starts (per worker process) and closed when it stops; all synchronous database work
-runs in worker threads, off the event loop.
+runs in worker threads, off the event loop; the API docs page (``/schema``) loads nothing from
+another host: Swagger UI's files are served from the installed ``swagger-ui-py`` package.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 
-from litestar import Litestar
-from litestar.datastructures import State
+from litestar import Litestar, Router
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
 
 from api import logs, problems
-from api.auth import PUBLIC_PATHS, KeyAuthMiddleware
+from api.auth import KeyAuthMiddleware, public_paths
 from api.checkpointer import checkpoints
 from api.lanes import BatchLane, Lane
 from api.routes import admin, audit, consent, evidence, intake, log, ops
@@ -31,6 +35,37 @@ from api.state import Services
 from projections.ledger import ConsentLedger
 
 ROUTE_MODULES = [ops, intake, consent, audit, admin, log, evidence]
+DOCS_ASSETS = "/schema/assets"
+"""Where Swagger UI's own files are served (public, like the rest of ``/schema``)."""
+
+
+def swagger_ui_files() -> Path:
+    """The folder of Swagger UI's files in the installed ``swagger-ui-py`` package (found
+    without importing it: only its files are used)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the swagger-ui-py package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+def _docs_assets() -> Router:
+    return create_static_files_router(
+        path=DOCS_ASSETS,
+        directories=[swagger_ui_files()],
+        name="docs-assets",
+        cache_control=CacheControlHeader(max_age=86400),
+        include_in_schema=False,
+    )
+
+
+def _swagger() -> SwaggerRenderPlugin:
+    return SwaggerRenderPlugin(
+        js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        standalone_preset_js_url=f"{DOCS_ASSETS}/swagger-ui-standalone-preset.js",
+        favicon=f"<link rel='icon' type='image/png' href='{DOCS_ASSETS}/favicon-32x32.png'>",
+        path=["/", "/swagger"],  # the docs page is /schema itself (JSON: /schema/openapi.json)
+    )
 
 
 def _openapi() -> OpenAPIConfig:
@@ -43,7 +78,7 @@ def _openapi() -> OpenAPIConfig:
             "problem details."
         ),
         path="/schema",
-        render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
+        render_plugins=[JsonRenderPlugin(), _swagger()],
         components=Components(
             security_schemes={
                 "bearer": SecurityScheme(
@@ -98,12 +133,12 @@ def create_app(settings: Settings) -> Litestar:
 
     handlers = [h for module in ROUTE_MODULES for h in module.ROUTES]
     return Litestar(
-        route_handlers=handlers,
+        route_handlers=[*handlers, _docs_assets()],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         middleware=[
             logs.request_log_middleware,
-            DefineMiddleware(KeyAuthMiddleware, exclude=PUBLIC_PATHS),
+            DefineMiddleware(KeyAuthMiddleware, exclude=public_paths(settings.metrics)),
         ],
         plugins=[problems.plugin()],
         openapi_config=_openapi(),

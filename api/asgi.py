@@ -19,9 +19,9 @@ from api.settings import Settings
 
 SWITCH_INTERVAL = 0.0005
 """Seconds a thread may hold the interpreter lock while another waits for it (Python's default
-is 0.005). The event loop thread rarely lets go of the lock under load, so a read-lane or writer
-thread coming back from SQLite waited up to 5 ms for it; at 0.5 ms, single decisions on two
-workers went from about 6,000 to about 9,000 requests/s on this 2-core machine (same run)."""
+is 0.005). Under load the event loop thread rarely lets go of the lock on its own, so a read-lane
+or writer thread coming back from SQLite waits up to a whole interval for it; a shorter interval
+hands the lock over sooner (the README's performance section has the measured effect)."""
 
 
 def create() -> Litestar:
@@ -41,8 +41,9 @@ def settle_heap() -> None:
 
     Python's full collections walk every tracked object; in a started worker that is hundreds
     of thousands of objects that live as long as the process, and each full collection paused
-    the event loop for 20–40 ms — the p99 of a single decision under load. Frozen objects are
-    never walked again, so later collections cost only what requests allocate.
+    the event loop long enough to set the p99 latency of a single decision under load (see the
+    README's performance section). Frozen objects are never walked again, so later collections
+    cost only what requests allocate.
     """
     gc.collect()
     gc.freeze()

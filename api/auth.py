@@ -1,17 +1,18 @@
 """Authentication (API keys by Bearer or Basic) and scope guards.
 
-Guarantees: every route except health, readiness, metrics and the schema needs a valid,
-unrevoked key (looked up in the database on every request, off the event loop, so a revoked key
-is refused at once by every worker); a route's required scope is declared in its ``opt``
-(``opt={"scope": "check"}``) and checked before the handler runs; tenant routes refuse operator
-keys and operator-only routes refuse tenant keys; every refused webhook request is counted (a
-misconfigured key means lost STOPs).
+Guarantees: every route except health, readiness, the schema and (unless the ``metrics`` setting
+is ``key``) metrics needs a valid, unrevoked key (looked up in the database on every request,
+off the event loop, so a revoked key is refused at once by every worker); a route's required
+scope is declared in its ``opt`` (``opt={"scope": "check"}``) and checked before the handler
+runs; tenant routes refuse operator keys and operator-only routes refuse tenant keys; every
+refused webhook request is counted (a misconfigured key means lost STOPs); a malformed
+``Authorization`` header (not base64, not ASCII, not UTF-8) is refused like a wrong key (401),
+never an error.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -24,7 +25,17 @@ from api.keys import Principal, authenticate
 from api.state import services_of
 from projections.ledger import ConsentLedger
 
-PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$", "^/schema"]
+PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/schema"]
+"""Paths that never need a key."""
+METRICS_PATH = "^/metrics$"
+
+
+def public_paths(metrics: str) -> list[str]:
+    """The paths served without a key: ``PUBLIC_PATHS``, and ``/metrics`` unless the
+    ``metrics`` setting is ``key``."""
+    return PUBLIC_PATHS + ([METRICS_PATH] if metrics == "public" else [])
+
+
 WEBHOOK_PREFIX = "/v1/webhooks/"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="consent-ledger", Basic realm="consent-ledger"'}
 
@@ -40,7 +51,7 @@ def presented_key(header: str | None) -> str | None:
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode()
             user, _, password = decoded.partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8
             return None
         return password or user or None
     return None

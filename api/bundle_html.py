@@ -1,15 +1,19 @@
 """A printable HTML rendering of an evidence bundle, for a compliance officer.
 
 Guarantees: the page is one self-contained document (inline CSS, no scripts, fonts, images or
-links to fetch); every value taken from the bundle is HTML-escaped; it shows the decision, the
-statement of what the proofs do and do not show, the timeline, every entry, the evidence
-excerpts, the checkpoint and verifier key, and how to verify the JSON bundle. The page is a
+links to fetch); every value taken from the bundle is HTML-escaped, and every bidirectional
+formatting character in it (which could reorder what a reader sees, e.g. make a number read
+backwards) is shown as a visible mark such as ``<U+202E>`` instead of being obeyed; it shows
+the decision, the statement of what the proofs do and do not show, the timeline, every entry,
+the evidence excerpts, the checkpoint and verifier key, and how to verify the JSON bundle. The
+page is a
 rendering: only the JSON bundle is verified (``consent-ledger verify-bundle``), and the page
 says so.
 """
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -45,6 +49,8 @@ pre { white-space: pre-wrap; word-break: break-all; background: #f6f6f6;
       border: 0.6pt solid #bbb; padding: 2mm; margin: 1mm 0; }
 .evidence { border: 0.6pt solid #bbb; padding: 2mm 3mm; margin: 2mm 0; break-inside: avoid; }
 .muted { color: #555; }
+.ctl { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.85em;
+       color: #8b0000; background: #fbeaea; border: 0.5pt solid #8b0000; padding: 0 0.5mm; }
 @media print { body { padding: 0; } .verdict, th, .statement, pre {
   -webkit-print-color-adjust: exact; print-color-adjust: exact; } }
 """
@@ -56,7 +62,7 @@ def render_html(bundle: Bundle) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{_e(title, marks=False)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
         _facts(bundle),
         _verdict(bundle),
@@ -286,8 +292,23 @@ def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _e(value: object) -> str:
-    return escape("" if value is None else str(value), quote=True)
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Bidirectional formatting characters: marks, embeddings, overrides and isolates."""
+
+
+def _mark(match: re.Match[str]) -> str:
+    return f'<span class="ctl">&lt;U+{ord(match.group()):04X}&gt;</span>'
+
+
+def _plain_mark(match: re.Match[str]) -> str:
+    return f"&lt;U+{ord(match.group()):04X}&gt;"
+
+
+def _e(value: object, *, marks: bool = True) -> str:
+    """``value`` as HTML text: escaped, bidirectional controls shown as ``<U+202E>`` (in a
+    styled span, or as plain text where markup is not allowed: ``marks=False``)."""
+    text = escape("" if value is None else str(value), quote=True)
+    return BIDI_CONTROLS.sub(_mark if marks else _plain_mark, text)
 
 
 def _cells(*values: object) -> str:

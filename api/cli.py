@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import re
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,10 +21,12 @@ from typing import Any
 import msgspec
 
 from api.views import decision_view
+from ledger.entries import Evidence
 from ledger.errors import InvalidInput, LedgerError
 from ledger.events import METHODS
 from ledger.keywords import Policy
 from ledger.timefmt import normalize_time
+from projections.ids import client_key
 from projections.intake import IntakeRequest, record
 from projections.ledger import ConsentLedger
 from projections.rebuild import rebuild
@@ -59,15 +62,6 @@ def command(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def parse_known_at(text: str | None) -> str | int | None:
-    """A known-at value: a log position (digits) or an RFC 3339 time."""
-    if text is None:
-        return None
-    if text.isdigit():
-        return int(text)
-    return normalize_time(text)
-
-
 @command("init")
 def _init(args: argparse.Namespace) -> int:
     ledger = open_ledger(args)
@@ -78,6 +72,7 @@ def _init(args: argparse.Namespace) -> int:
 @command("record")
 def _record(args: argparse.Namespace) -> int:
     ledger = open_ledger(args)
+    user = f"cli:{cli_user()}"
     result = record(
         ledger,
         IntakeRequest(
@@ -88,8 +83,10 @@ def _record(args: argparse.Namespace) -> int:
             text=args.text,
             occurred_at=args.occurred_at,
             method=args.method,
-            actor=args.actor or f"cli:{os.environ.get('USER', 'unknown')}",
-            key=args.idempotency_key,
+            key=client_key(args.idempotency_key) if args.idempotency_key else None,
+            evidence=Evidence(text=args.text, recorded_by=user, host=socket.gethostname() or None),
+            recorded_by=user,
+            claimed_actor=args.actor,
         ),
     )
     emit(
@@ -99,10 +96,17 @@ def _record(args: argparse.Namespace) -> int:
             "duplicate": result.duplicate,
             "msisdn": result.msisdn,
             "subaccount": result.subaccount,
+            "unresolved": result.unresolved,
+            "flagged": result.flagged,
             "notes": list(result.notes),
         }
     )
     return 0
+
+
+def cli_user() -> str:
+    """Who runs this command (the login name as the environment gives it)."""
+    return os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
 
 
 @command("classify")
@@ -126,12 +130,10 @@ def _classify(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     ledger = open_ledger(args)
     msisdn = ledger.normalize_msisdn(args.tenant, args.subaccount, args.msisdn)
-    known_at = parse_known_at(args.known_at)
+    known = ledger.known_at(args.known_at)
     at = normalize_time(args.at) if args.at else None
-    decision = ledger.decide(
-        args.tenant, args.subaccount, msisdn, at=at, known_at=ledger.resolve_known_at(known_at)
-    )
-    emit(decision_view(decision, msisdn, args.subaccount, known_at))
+    decision = ledger.decide(args.tenant, args.subaccount, msisdn, at=at, known_at=known.position)
+    emit(decision_view(decision, msisdn, args.subaccount, known))
     return 0
 
 
@@ -195,6 +197,7 @@ def _serve(args: argparse.Namespace) -> int:
         "origin": args.origin,
         "checkpoint_interval": args.checkpoint_interval,
         "log_format": args.log_format,
+        "metrics": args.metrics,
         "reader_threads": args.reader_threads,
         "writer_threads": args.writer_threads,
     }
@@ -298,6 +301,12 @@ def _serve_and_keys_parsers(sub: argparse._SubParsersAction[argparse.ArgumentPar
         choices=["auto", "json", "console"],
         help="JSON lines, console, or auto: console on a TTY (default auto)",
     )
+    p.add_argument(
+        "--metrics",
+        choices=["public", "key"],
+        help="who may read /metrics: anyone, or only a key with the metrics scope or an "
+        "operator key (default public)",
+    )
     keys = sub.add_parser("keys", help="manage API keys (create, list, revoke)")
     actions = keys.add_subparsers(
         dest="keys_command", required=True, metavar="{create,list,revoke}"
@@ -310,7 +319,7 @@ def _serve_and_keys_parsers(sub: argparse._SubParsersAction[argparse.ArgumentPar
         action="store_true",
         help="a deployment-wide key: reads the whole log, signs checkpoints",
     )
-    p.add_argument("--scopes", help="comma-separated: ingest,check,audit,admin")
+    p.add_argument("--scopes", help="comma-separated: ingest,check,audit,admin,metrics")
     p.add_argument("--label", help="a note to recognise the key by")
     p.set_defaults(key_action=_keys_create)
     p = actions.add_parser("list", help="every key as JSON lines (never the secret)")
@@ -340,7 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     db_options(sub.add_parser("init", help="create or migrate the database"))
     p = sub.add_parser("record", help="append a consent event")
     db_options(p)
-    p.add_argument("--subaccount", required=True)
+    p.add_argument(
+        "--subaccount",
+        help="the subaccount (required for opt_in and help; an opt-out without a known one "
+        "applies to every subaccount and is queued for review)",
+    )
     p.add_argument("--msisdn", required=True)
     p.add_argument("--action", required=True, choices=["opt_out", "opt_in", "help"])
     p.add_argument("--text")
@@ -357,7 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("msisdn")
     p.add_argument("--subaccount", required=True)
     p.add_argument("--at", help="valid time (RFC 3339 or date; default now)")
-    p.add_argument("--known-at", help="as known at an RFC 3339 time or a log position")
+    p.add_argument(
+        "--known-at",
+        help="as known at an RFC 3339 time or a log position (up to the newest; a time in the "
+        "future is answered as known now, with a note)",
+    )
     p = sub.add_parser("history", help="every entry about a number, oldest first (JSON lines)")
     db_options(p)
     p.add_argument("msisdn")

@@ -18,8 +18,9 @@ import msgspec
 from ledger.errors import InvalidInput, NotFound
 from ledger.timefmt import now_text
 
-Scope = Literal["ingest", "check", "audit", "admin"]
-SCOPES: tuple[Scope, ...] = ("ingest", "check", "audit", "admin")
+Scope = Literal["ingest", "check", "audit", "admin", "metrics"]
+SCOPES: tuple[Scope, ...] = ("ingest", "check", "audit", "admin", "metrics")
+"""``metrics`` reads ``/metrics`` when the deployment protects it (the ``metrics`` setting)."""
 _KEY = re.compile(r"cl_([a-z0-9]{12})_([A-Za-z0-9_-]{20,128})")
 
 

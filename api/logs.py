@@ -7,12 +7,16 @@ Each line is written with one ``write`` call, so lines from several worker proce
 stderr never interleave; the server's (uvicorn) and Litestar's own records are rendered the
 same way. An unexpected error (answered 5xx) is logged with its traceback, the route template and
 the request id — never the raw path.
+
+In every format (console and JSON alike): a traceback is Python's plain one, never with local
+variables (they hold keys, headers and numbers); free text (the message, the traceback, an error)
+has every API key secret replaced by ``…`` and every phone number masked (``+65****8289``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import re
 import sys
 import threading
 import time
@@ -20,11 +24,14 @@ from typing import Any
 
 import msgspec
 import structlog
+from litestar.exceptions import HTTPException
 from litestar.logging.config import LoggingConfig
+from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import metrics, problems
+from api import metrics, problems, request_ids
 from ledger.errors import LedgerError, MigrationError, StoreUnavailable
+from ledger.msisdn import mask
 
 _configured = False
 
@@ -39,6 +46,7 @@ def configure(fmt: str = "auto") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *_SAFE,
             _renderer(fmt),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
@@ -73,8 +81,38 @@ def _console(fmt: str) -> bool:
 
 def _renderer(fmt: str) -> Any:
     if _console(fmt):
-        return structlog.dev.ConsoleRenderer()
+        # never the default (rich) formatter: it prints every frame's local variables
+        return structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     return structlog.processors.JSONRenderer(serializer=_json)
+
+
+_SECRET = re.compile(r"(?<![A-Za-z0-9])(cl_[a-z0-9]{12}_)[A-Za-z0-9_-]+")
+_NUMBER = re.compile(r"(?<![\w%])(\+|%2[Bb])?(\d{7,15})(?!\w)")
+_FREE_TEXT = ("event", "exception", "error", "traceback", "detail", "reason")
+"""The fields of a log line that may hold text nobody checked (messages, exception texts)."""
+
+
+def _masked(match: re.Match[str]) -> str:
+    return (match.group(1) or "") + mask(match.group(2))
+
+
+def redact(text: str) -> str:
+    """``text`` with every API key secret cut (``cl_<id>_…``) and every run of 7 to 15 digits
+    (a phone number, with or without ``+``) masked like a logged msisdn (``+65****8289``)."""
+    return _NUMBER.sub(_masked, _SECRET.sub(r"\1…", text))
+
+
+def _redact_free_text(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Processor: ``redact`` every free-text field of a log line."""
+    for key in _FREE_TEXT:
+        value = event.get(key)
+        if isinstance(value, str):
+            event[key] = redact(value)
+    return event
+
+
+_SAFE = (structlog.processors.format_exc_info, _redact_free_text)
+"""Before any renderer: exceptions as plain tracebacks without locals, then free text redacted."""
 
 
 _ENCODER = msgspec.json.Encoder(enc_hook=repr)  # anything else in an event: its repr
@@ -90,7 +128,7 @@ def server_formatter(fmt: str = "auto") -> logging.Formatter:
     return structlog.stdlib.ProcessorFormatter(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *([] if _console(fmt) else [structlog.processors.format_exc_info]),
+            *_SAFE,
             _renderer(fmt),
         ],
         foreign_pre_chain=[
@@ -154,15 +192,17 @@ def app_logging_config(fmt: str = "auto") -> LoggingConfig:
 def log_unexpected(logger: Any, scope: Scope, _traceback: list[str]) -> None:
     """Log the exception being handled if it is answered 5xx (a bug or an outage), with its
     traceback, the route template and the request id; refusals (4xx) are not logged here, the
-    request line records them."""
+    request line records them, nor are 503 problems raised on purpose (``problems.unavailable``
+    logs their cause)."""
     exc = sys.exc_info()[1]
-    status = getattr(exc, "status_code", None)
     if isinstance(exc, LedgerError) and not isinstance(exc, StoreUnavailable | MigrationError):
         return
     if exc is not None and problems.client_fault(exc) is not None:  # answered 4xx
         return
-    if isinstance(status, int) and status < 500:
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
         return
+    if isinstance(exc, ProblemDetailsException) and exc.status_code == 503:
+        return  # an outage answered on purpose: its cause was logged where it was raised
     request_id = scope.get("state", {}).get("request_id")
     logger.exception("unexpected error (route=%s, request_id=%s)", _route(scope), request_id)
 
@@ -186,9 +226,9 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         headers = dict(scope.get("headers", []))
-        given = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
-        request_id = given or os.urandom(16).hex()
+        request_id = request_ids.chosen(headers.get(b"x-request-id"))
         scope.setdefault("state", {})["request_id"] = request_id
+        token = request_ids.enter(request_id)
         status = 500
         start = time.perf_counter()
 
@@ -205,6 +245,7 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
+            request_ids.leave(token)
             elapsed = time.perf_counter() - start
             route = _route(scope)
             user = scope.get("user")

@@ -27,6 +27,8 @@ from prometheus_client import values as _values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ledger.timefmt import parse_time, utc_now
+
 _PID = [os.getpid()]
 os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 
@@ -121,8 +123,7 @@ class _DatabaseGauges(Collector):
             "Webhook bodies in quarantine",
             value=self._scalar("SELECT count(*) FROM quarantine"),
         )
-        backlog = self._scalar("SELECT count(*) FROM review_items WHERE closed_by IS NULL")
-        yield GaugeMetricFamily("consent_ledger_review_backlog", "Open review items", value=backlog)
+        yield from self._review()
         yield GaugeMetricFamily("consent_ledger_log_size", "Entries in the log", value=head)
         lag = GaugeMetricFamily(
             "consent_ledger_projection_lag",
@@ -132,3 +133,26 @@ class _DatabaseGauges(Collector):
         for name, position in self.conn.execute("SELECT name, position FROM projection_positions"):
             lag.add_metric([name], head - int(position))
         yield lag
+
+    def _review(self) -> Iterator[Metric]:
+        """The review queue: open items (all, and per kind) and the age of the oldest, so that
+        unresolved tenant-wide opt-outs get a person's attention (docs/operating.md)."""
+        rows = self.conn.execute(
+            "SELECT kind, count(*), min(recorded_at) FROM review_items "
+            "WHERE closed_by IS NULL GROUP BY kind"
+        ).fetchall()
+        total = sum(int(n) for _, n, _ in rows)
+        yield GaugeMetricFamily("consent_ledger_review_backlog", "Open review items", value=total)
+        per_kind = GaugeMetricFamily(
+            "consent_ledger_review_open", "Open review items per kind", labels=["kind"]
+        )
+        for kind in ("flagged", "unresolved", "check"):
+            per_kind.add_metric([kind], next((int(n) for k, n, _ in rows if k == kind), 0))
+        yield per_kind
+        oldest = min((str(at) for _, _, at in rows), default=None)
+        age = (utc_now() - parse_time(oldest)).total_seconds() if oldest else 0.0
+        yield GaugeMetricFamily(
+            "consent_ledger_review_oldest_age_seconds",
+            "Age of the oldest open review item (0 when the queue is empty)",
+            value=max(age, 0.0),
+        )

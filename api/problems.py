@@ -1,4 +1,9 @@
-"""Domain errors and HTTP errors as RFC 9457 problem details (``application/problem+json``)."""
+"""Domain errors and HTTP errors as RFC 9457 problem details (``application/problem+json``).
+
+Guarantees: a 5xx answer never carries internals (paths, driver error text, migration names,
+exception text): its detail is generic and it names the request id (``request_id``, also in the
+``X-Request-ID`` header) under which the cause is logged.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsPlugin,
 )
 
+from api import request_ids
 from api.auth import PUBLIC_PATHS
 from ledger.errors import (
     Conflict,
@@ -58,6 +64,31 @@ def problem(
     )
 
 
+INTERNAL = "internal error; the request id names it in our logs"
+_IN_OUR_LOGS = "retry later; the request id names the cause in our logs"
+
+
+def server_side(
+    status: int, detail: str, *, kind: str | None, headers: dict[str, str] | None = None
+) -> ProblemDetailsException:
+    """A 5xx problem: ``detail`` (generic: it never names a path, a driver's error or anything
+    else inside the service) and the request id under which the cause is logged."""
+    request_id = request_ids.current()
+    extra = {"request_id": request_id} if request_id is not None else None
+    return problem(status, detail, kind=kind, headers=headers, extra=extra)
+
+
+def unavailable(
+    kind: str, detail: str, cause: object, *, retry_after: int = 5
+) -> ProblemDetailsException:
+    """A 503 problem for something the service cannot do now: ``detail`` (generic) for the
+    client, ``cause`` (a path, a driver's error, a migration's name …) logged, with the request
+    id, and never answered. Carries Retry-After."""
+    _log.warning("unavailable", kind=kind, error=str(cause), request_id=request_ids.current())
+    headers = {"Retry-After": str(retry_after)}
+    return server_side(503, f"{detail}; {_IN_OUR_LOGS}", kind=kind, headers=headers)
+
+
 _STATUS: tuple[tuple[type[LedgerError], int, str], ...] = (
     (StoreUnavailable, 503, "store-unavailable"),
     (MigrationError, 503, "schema-not-current"),
@@ -65,15 +96,22 @@ _STATUS: tuple[tuple[type[LedgerError], int, str], ...] = (
     (Conflict, 409, "idempotency-conflict"),
     (InvalidInput, 422, "invalid-input"),
 )
+_UNAVAILABLE = {
+    "store-unavailable": "the store cannot take this request now",
+    "schema-not-current": "the database schema is not current",
+}
 
 
 def from_domain(exc: LedgerError) -> ProblemDetailsException:
-    """Map a domain error to its problem (503 carries Retry-After)."""
+    """Map a domain error to its problem. A 503 (an outage) carries Retry-After and a generic
+    detail, its cause being logged with its traceback (``api.logs.log_unexpected``)."""
     for kind, status, slug in _STATUS:
         if isinstance(exc, kind):
-            headers = {"Retry-After": "5"} if status == 503 else None
-            return problem(status, str(exc), kind=slug, headers=headers)
-    return problem(500, "internal error", kind="internal")
+            if status == 503:
+                detail = f"{_UNAVAILABLE[slug]}; {_IN_OUR_LOGS}"
+                return server_side(503, detail, kind=slug, headers={"Retry-After": "5"})
+            return problem(status, str(exc), kind=slug)
+    return server_side(500, INTERNAL, kind="internal")
 
 
 def from_http(exc: HTTPException) -> ProblemDetailsException:
@@ -83,9 +121,15 @@ def from_http(exc: HTTPException) -> ProblemDetailsException:
         extra = {"errors": exc.extra if isinstance(exc.extra, list) else [exc.extra]}
     elif isinstance(exc.extra, Mapping):
         extra = dict(exc.extra)
-    if exc.status_code >= 500 and exc.status_code != 503:
-        _log.error("http_exception", status=exc.status_code, detail=exc.detail)
-        return problem(exc.status_code, "internal error; the request id names it in our logs")
+    if exc.status_code >= 500:
+        _log.error(
+            "http_exception",
+            status=exc.status_code,
+            detail=exc.detail,
+            request_id=request_ids.current(),
+        )
+        kind = "internal" if exc.status_code == 500 else None
+        return server_side(exc.status_code, INTERNAL, kind=kind, headers=exc.headers)
     return problem(exc.status_code, exc.detail, headers=exc.headers, extra=extra)
 
 
@@ -103,13 +147,12 @@ def client_fault(exc: BaseException) -> ProblemDetailsException | None:
 
 
 def from_unexpected(exc: Exception) -> ProblemDetailsException:
-    """Any other exception: answered as a 500 problem (no details) and logged with its
-    traceback, unless it is the client's fault (``client_fault``)."""
+    """Any other exception: answered as a 500 problem (no details; logged with its traceback
+    by ``api.logs.log_unexpected``), unless it is the client's fault (``client_fault``)."""
     known = client_fault(exc)
     if known is not None:
         return known
-    _log.error("unhandled_exception", exc_info=exc)
-    return problem(500, "internal error; the request id names it in our logs", kind="internal")
+    return server_side(500, INTERNAL, kind="internal")
 
 
 def from_unicode(exc: UnicodeDecodeError) -> ProblemDetailsException:
@@ -128,6 +171,8 @@ class Problem(msgspec.Struct, kw_only=True):
     detail: str
     errors: list[dict[str, Any]] | None = None
     """What failed validation (400 for a body or parameter that is not the schema)."""
+    request_id: str | None = None
+    """On a 5xx: the request's id (as in ``X-Request-ID``), under which its cause is logged."""
 
 
 _ALWAYS = (401, 403, 503)  # no key or a bad one; the key may not use this route; store outage

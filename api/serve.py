@@ -80,8 +80,11 @@ def announce_key(key: str, stream: TextIO | None = None) -> None:
         f"'{BOOTSTRAP_TENANT}'\n"
         f"  (scopes {','.join(SCOPES)}). It is shown ONCE and cannot be recovered:\n\n"
         f"      {key}\n\n"
-        "  Send it as 'Authorization: Bearer <key>', or as the Basic-auth password in an 8x8\n"
-        "  webhook configuration. Manage keys with 'consent-ledger keys create|list|revoke'.\n"
+        "  Send it as 'Authorization: Bearer <key>'. It is an ADMIN key: do not give it to\n"
+        "  8x8. For 8x8's webhook or Automation Builder step, make an ingest-only key:\n"
+        "      consent-ledger keys create --scopes ingest\n"
+        "  (sent as 'Bearer <key>', or as the Basic-auth password). Manage keys with\n"
+        "  'consent-ledger keys create|list|revoke'.\n"
         f"{rule}\n\n"
     )
     out.flush()

@@ -24,8 +24,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1024 * 1024
     reader_threads: int = 2
     """Threads per worker process running the synchronous (database-reading) route handlers.
-    Few is fast: more threads only contend for the interpreter lock (on 2 cores, 2 per worker
-    answer single decisions with ~20 % less CPU than Python's default of cores + 4)."""
+    Few is best: more threads only contend for the interpreter lock (the README's performance
+    section has the measurements)."""
     writer_threads: int = 32
     """Threads per worker process running the API's appends (opt-outs, opt-ins). Appends mostly
     wait for the disk, and the store commits every append waiting at that moment in one durable
@@ -34,6 +34,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bulk_limit: int = 10_000
     log_format: Literal["auto", "json", "console"] = "auto"
     """``json``, ``console`` or ``auto`` (console on a TTY, JSON lines otherwise)."""
+    metrics: Literal["public", "key"] = "public"
+    """Who may read ``/metrics``: anyone (``public``), or only a key with the ``metrics`` scope
+    or an operator key (``key``)."""
 
     def to_env(self) -> dict[str, str]:
         """These settings as environment variables (handed to server worker processes)."""

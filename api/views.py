@@ -7,6 +7,7 @@ from typing import Literal
 import msgspec
 
 from projections.decisions import DecidedBy, Decision, State
+from projections.known_at import KnownAt
 
 
 class DecisionView(msgspec.Struct, frozen=True, kw_only=True):
@@ -21,13 +22,18 @@ class DecisionView(msgspec.Struct, frozen=True, kw_only=True):
     decided_by: DecidedBy | None
     at: str
     known_at: str | int | None
+    """The ``known_at`` asked for (a position, or a canonical time), ``None`` for now."""
     log_position: int
+    """The log position the answer reflects."""
+    known_at_note: str | None = None
+    """Set when the answer is not as of ``known_at``: a time in the future is answered as
+    known now."""
 
 
 def decision_view(
-    decision: Decision, msisdn: str, subaccount: str, known_at: str | int | None
+    decision: Decision, msisdn: str, subaccount: str, known: KnownAt | None = None
 ) -> DecisionView:
-    """Shape a projection decision for output."""
+    """Shape a projection decision for output (``known``: the ``known_at`` it answers)."""
     return DecisionView(
         allowed=decision.allowed,
         state=decision.state,
@@ -37,8 +43,9 @@ def decision_view(
         reason=decision.reason,
         decided_by=decision.decided_by,
         at=decision.at,
-        known_at=known_at,
+        known_at=known.asked if known else None,
         log_position=decision.known_at,
+        known_at_note=known.note if known else None,
     )
 
 

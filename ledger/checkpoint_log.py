@@ -34,21 +34,22 @@ _COLUMNS = "size, root, note, signed_at"
 
 def latest(conn: sqlite3.Connection) -> CheckpointRecord | None:
     """The newest checkpoint, or ``None`` before the first."""
-    row = conn.execute(f"SELECT {_COLUMNS} FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+    row = conn.execute(f"SELECT {_COLUMNS} FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()  # noqa: S608
     return None if row is None else CheckpointRecord(*row)
 
 
 def since(conn: sqlite3.Connection, size: int, limit: int = 1000) -> list[CheckpointRecord]:
     """Checkpoints with tree size ≥ ``size``, oldest first."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM checkpoints WHERE size >= ? ORDER BY size LIMIT ?", (size, limit)
+        f"SELECT {_COLUMNS} FROM checkpoints WHERE size >= ? ORDER BY size LIMIT ?",  # noqa: S608
+        (size, limit),
     ).fetchall()
     return [CheckpointRecord(*r) for r in rows]
 
 
 def at_size(conn: sqlite3.Connection, size: int) -> CheckpointRecord:
     """The checkpoint of exactly ``size`` entries (``NotFound`` otherwise)."""
-    row = conn.execute(f"SELECT {_COLUMNS} FROM checkpoints WHERE size = ?", (size,)).fetchone()
+    row = conn.execute(f"SELECT {_COLUMNS} FROM checkpoints WHERE size = ?", (size,)).fetchone()  # noqa: S608
     if row is None:
         raise NotFound(f"no checkpoint was signed at tree size {size}")
     return CheckpointRecord(*row)

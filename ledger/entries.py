@@ -26,7 +26,8 @@ _encoder = msgspec.json.Encoder(order="deterministic")
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One log entry as stored (DESIGN §3). ``type`` copies the event's tag for indexing."""
+    """One log entry as stored (docs/evidence.md §1); ``type`` copies the event's tag for
+    indexing."""
 
     v: int = ENTRY_VERSION
     position: int
@@ -45,11 +46,25 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 _entry_decoder = msgspec.json.Decoder(Entry)
 
 
+MAX_KEPT_BYTES = 64 * 1024
+"""The most bytes of one request body (or one text) kept as evidence or in the quarantine;
+beyond that a prefix is kept with the whole body's length and SHA-256 (docs/evidence.md)."""
+MAX_KEPT_TEXT = 4096
+"""The most characters of a message text kept in evidence (WhatsApp's limit, above any SMS);
+a longer text keeps a prefix with its length and SHA-256."""
+
+
 class Evidence(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
-    """Raw evidence of one entry: exactly what was received and from where."""
+    """Raw evidence of one entry: exactly what was received and from where.
+
+    The request body is kept byte for byte up to ``MAX_KEPT_BYTES``: as ``raw_body`` when it is
+    UTF-8, as ``raw_bytes`` when it is not. A longer body keeps that prefix, and
+    ``raw_length`` / ``raw_sha256`` describe the whole body. ``text`` likewise keeps at most
+    ``MAX_KEPT_TEXT`` characters, with ``text_length`` / ``text_sha256`` when it was longer.
+    """
 
     raw_body: str | None = None
-    """The exact request body as received (decoded as UTF-8 with replacement where invalid)."""
+    """The exact request body as received, when it is valid UTF-8 (a prefix when truncated)."""
     text: str | None = None
     profile_name: str | None = None
     remote_addr: str | None = None
@@ -57,6 +72,66 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc
     content_type: str | None = None
     key_id: str | None = None
     """Id of the API key that delivered the request (never the secret)."""
+    raw_bytes: bytes | None = None
+    """The exact request body when it is not valid UTF-8 (base64 in JSON)."""
+    raw_length: int | None = None
+    """Length in bytes of the whole body, set when only a prefix was kept."""
+    raw_sha256: str | None = None
+    """Hex SHA-256 of the whole body, set when only a prefix was kept."""
+    text_length: int | None = None
+    """Length in characters of the whole text, set when only a prefix was kept."""
+    text_sha256: str | None = None
+    """Hex SHA-256 of the whole text (UTF-8), set when only a prefix was kept."""
+    recorded_by: str | None = None
+    """Who recorded it when no API key did (``cli:<user>`` for the command line)."""
+    host: str | None = None
+    """The machine a command-line entry was recorded on."""
+
+
+class KeptBytes(msgspec.Struct, frozen=True, kw_only=True):
+    """A body as kept: the exact bytes up to ``MAX_KEPT_BYTES``, and what describes the rest."""
+
+    data: bytes
+    length: int | None = None
+    """The whole body's length, when ``data`` is a prefix."""
+    sha256: str | None = None
+    """The whole body's hex SHA-256, when ``data`` is a prefix."""
+
+
+def keep_bytes(body: bytes) -> KeptBytes:
+    """``body`` as evidence and the quarantine keep it (see ``MAX_KEPT_BYTES``)."""
+    if len(body) <= MAX_KEPT_BYTES:
+        return KeptBytes(data=body)
+    return KeptBytes(
+        data=body[:MAX_KEPT_BYTES], length=len(body), sha256=hashlib.sha256(body).hexdigest()
+    )
+
+
+def body_evidence(body: bytes, text: str | None, **where: str | None) -> Evidence:
+    """Evidence of one request: its body kept exactly (or a described prefix), its text capped
+    likewise, and ``where`` (remote address, request id, key id …) as given."""
+    kept = keep_bytes(body)
+    raw_body: str | None = None
+    raw_bytes: bytes | None = None
+    try:
+        raw_body = kept.data.decode("utf-8")
+    except UnicodeDecodeError:
+        raw_bytes = kept.data
+    text_length = text_sha256 = None
+    if text is not None and len(text) > MAX_KEPT_TEXT:
+        text_length = len(text)
+        text_sha256 = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        text = text[:MAX_KEPT_TEXT]
+    return Evidence(
+        raw_body=raw_body,
+        raw_bytes=raw_bytes,
+        raw_length=kept.length,
+        raw_sha256=kept.sha256,
+        text=text,
+        text_length=text_length,
+        text_sha256=text_sha256,
+        **where,
+    )
 
 
 def encode_entry(entry: Entry) -> bytes:

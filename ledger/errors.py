@@ -12,7 +12,7 @@ class InvalidInput(LedgerError):
 
 
 class InvalidNumber(InvalidInput):
-    """A phone number that is not a valid E.164 number under the rules in DESIGN §2."""
+    """A phone number that is not a valid E.164 number under docs/consent-rules.md §12."""
 
     def __init__(self, raw: str, why: str = "not a valid phone number") -> None:
         self.raw = raw

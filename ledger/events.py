@@ -50,6 +50,13 @@ class ConsentRevoked(_Event, frozen=True, tag="consent.revoked"):
     """True when the scope is tenant because the tenant has ``revoke_all`` on."""
     resolves: int | None = None
     """Position of the review item this opt-out resolves, if any."""
+    flagged: str | None = None
+    """Why a person should check this opt-out (it suppresses meanwhile): its idempotency key
+    named another request, or its text reads as another action than the request's verb."""
+    recorded_by: str | None = None
+    """Who recorded it, set by the server: ``key:<id>`` of the API key, or ``cli:<user>``."""
+    claimed_actor: str | None = None
+    """Who the client said performed it: a claim, shown as such, never trusted."""
 
 
 class ConsentGranted(_Event, frozen=True, tag="consent.granted"):
@@ -64,6 +71,10 @@ class ConsentGranted(_Event, frozen=True, tag="consent.granted"):
     actor: str
     purpose: str | None = None
     notice_version: str | None = None
+    recorded_by: str | None = None
+    """Who recorded it, set by the server (see ``ConsentRevoked.recorded_by``)."""
+    claimed_actor: str | None = None
+    """Who the client said performed it: a claim, never trusted."""
 
 
 class HelpRequested(_Event, frozen=True, tag="help.requested"):
@@ -75,6 +86,10 @@ class HelpRequested(_Event, frozen=True, tag="help.requested"):
     channel: str
     method: Method
     actor: str
+    recorded_by: str | None = None
+    """Who recorded it, set by the server (see ``ConsentRevoked.recorded_by``)."""
+    claimed_actor: str | None = None
+    """Who the client said performed it: a claim, never trusted."""
 
 
 class ReviewFlagged(_Event, frozen=True, tag="review.flagged"):
@@ -87,6 +102,10 @@ class ReviewFlagged(_Event, frozen=True, tag="review.flagged"):
     method: Method
     actor: str
     reason: str
+    recorded_by: str | None = None
+    """Who recorded it, set by the server (see ``ConsentRevoked.recorded_by``)."""
+    claimed_actor: str | None = None
+    """Who the client said performed it: a claim, never trusted."""
 
 
 class ReviewResolved(_Event, frozen=True, tag="review.resolved"):
@@ -124,6 +143,8 @@ class TenantConfigured(_Event, frozen=True, tag="tenant.configured"):
 
     revoke_all: bool
     actor: str
+    default_region: str | None = None
+    """Region for national numbers of opt-outs whose subaccount is not resolved."""
 
 
 Event = (

@@ -1,4 +1,4 @@
-"""Keyword policy: what an inbound SMS text means for consent (DESIGN §2 "Keyword policy").
+"""Keyword policy: what an inbound SMS text means for consent (docs/consent-rules.md §2–§5).
 
 Guarantees:
 
@@ -11,6 +11,9 @@ Guarantees:
   ``exact``/``phrase``), ``review`` (no scope; ``contains``), ``none`` (no scope, keyword, match).
 - Mandatory keywords always apply, whatever the policy's changes say; an opt-in or help keyword
   inside a longer sentence never matches (never re-subscribe on doubt).
+- Opt-out keywords and revocation phrases outrank opt-in and help keywords: under any policy,
+  however its changes were stored, a text that the default policy reads as an opt-out is never
+  an opt-in or a help request, nor is a text that holds one of the policy's opt-out keywords.
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ _TOKEN: Final = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
 
 def tokenize(text: str) -> tuple[str, ...]:
-    """Split ``text`` into normalised tokens, as DESIGN §2 describes.
+    """Split ``text`` into normalised tokens, as docs/consent-rules.md §2 describes.
 
     Guarantees: NFKC (full-width → ASCII); zero-width and other invisible format characters
     dropped; accents stripped (ARRÊT → ``arret``); case-folded; tokens are runs of letters and
@@ -138,7 +141,8 @@ DEFAULT_KEYWORDS: Final[Mapping[KeywordAction, tuple[str, ...]]] = MappingProxyT
         "help": ("HELP", "INFO", "AIDE", "AYUDA"),
     }
 )  # fmt: skip
-"""The default keyword lists per action, spelled as in DESIGN §2 (upper-case, no accents)."""
+"""The default keyword lists per action, spelled as in docs/consent-rules.md §3 (upper-case, no
+accents)."""
 
 MANDATORY_KEYWORDS: Final[frozenset[str]] = frozenset(
     {"STOP", "START", "HELP", "QUIT", "END", "REVOKE", "OPT OUT", "CANCEL", "UNSUBSCRIBE"}
@@ -210,9 +214,29 @@ _MANDATORY_TOKENS: Final[frozenset[_Tokens]] = frozenset(map(tokenize, MANDATORY
 _TENANT_TOKENS: Final[frozenset[_Tokens]] = frozenset(map(tokenize, TENANT_WIDE_KEYWORDS))
 
 
+_DEFAULT_OPT_OUT: Final[tuple[tuple[str, _Tokens], ...]] = tuple(
+    (k, tokenize(k)) for k in DEFAULT_KEYWORDS["opt_out"]
+)
+_REVOCATION_RUNS: Final[tuple[tuple[str, _Tokens], ...]] = tuple(
+    (p, tokenize(p)) for p in REVOCATION_PHRASES
+)
+
+
 def _contains_run(tokens: _Tokens, run: _Tokens) -> bool:
     n = len(run)
     return any(tokens[i : i + n] == run for i in range(len(tokens) - n + 1))
+
+
+def _revoking_part(tokens: _Tokens, opt_out: Iterable[tuple[str, _Tokens]]) -> str | None:
+    """What in ``tokens`` revokes consent, as whole tokens: an opt-out keyword of ``opt_out`` or
+    of the defaults (removed or not), or a revocation phrase; ``None`` when nothing does."""
+    for keyword, run in (*opt_out, *_DEFAULT_OPT_OUT):
+        if _contains_run(tokens, run):
+            return f"the opt-out keyword {keyword}"
+    for phrase, run in _REVOCATION_RUNS:
+        if _contains_run(tokens, run):
+            return f"the revocation phrase {phrase}"
+    return None
 
 
 @dataclass(slots=True)
@@ -278,10 +302,11 @@ def _resolve(changes: KeywordChanges, *, strict: bool) -> _Resolved:
                 problem(f"cannot add {spelled!r} to {action}: it is already a keyword of {owner}")
             elif tokens in removed[action]:
                 problem(f"cannot add {spelled!r} to {action}: it is also removed from it")
-            elif action != "opt_out" and (
-                inner := next((k for k, t in lists["opt_out"] if _contains_run(tokens, t)), None)
-            ):
-                problem(f"cannot add {spelled!r} to {action}: it contains opt-out keyword {inner}")
+            elif action != "opt_out" and (inner := _revoking_part(tokens, lists["opt_out"])):
+                problem(
+                    f"cannot add {spelled!r} to {action}: it contains {inner}, so a reply "
+                    "with it must opt out; choose a keyword without it"
+                )
             elif all(t != tokens for _, t in lists[action]):
                 added_to[tokens] = action
                 lists[action].append((spelled, tokens))
@@ -298,8 +323,11 @@ def validate_changes(changes: KeywordChanges) -> KeywordChanges:
     letter or digit; one longer than ``MAX_KEYWORD_LENGTH``; more than ``MAX_KEYWORDS``
     additions; removing a mandatory keyword or one not in that action's default list; adding a
     keyword to two actions, to an action while it is another action's keyword, or to an action
-    it is also removed from; adding an opt-in or help keyword that contains an opt-out keyword.
-    Keywords are compared after normalisation (``OPT-OUT`` is ``OPT OUT``).
+    it is also removed from; adding an opt-in or help keyword that is or holds (as whole tokens)
+    an opt-out keyword — a default one, removed or not, or one this change adds — or a
+    revocation phrase (``REMOVE ME`` and ``DO NOT TEXT ME`` are refused, ``UNSTOP`` is not: it
+    holds no token ``stop``); the message names what it holds. Keywords are compared after
+    normalisation (``OPT-OUT`` is ``OPT OUT``).
     """
     resolved = _resolve(changes, strict=True)
     return KeywordChanges(add=resolved.add, remove=resolved.remove)
@@ -324,8 +352,8 @@ class _Entry:
 class _Compiled:
     lists: Mapping[KeywordAction, tuple[str, ...]]
     exact: Mapping[_Tokens, _Entry]
-    by_first: Mapping[str, tuple[_Entry, ...]]  # every keyword, best candidate first
     opt_out_by_first: Mapping[str, tuple[_Entry, ...]]  # opt-out keywords, longest first
+    grant_by_first: Mapping[str, tuple[_Entry, ...]]  # help, opt-in keywords, longest first
 
 
 def _scope(action: KeywordAction, tokens: _Tokens) -> Scope | None:
@@ -360,9 +388,12 @@ def _compile(changes: KeywordChanges) -> _Compiled:
     return _Compiled(
         lists=MappingProxyType({a: tuple(k for k, _ in lists[a]) for a in _ACTIONS}),
         exact=exact,
-        by_first=_index(ranked),
         opt_out_by_first=_index(e for e in ranked if e.action == "opt_out"),
+        grant_by_first=_index(e for e in ranked if e.action != "opt_out"),
     )
+
+
+_CHANGES_KEY: Final = msgspec.json.Encoder(order="deterministic")  # equal changes, one key
 
 
 @functools.lru_cache(maxsize=256)
@@ -396,9 +427,12 @@ def _fits(tokens: _Tokens, run: _Tokens) -> bool:
 
 
 def _phrase(
-    compiled: _Compiled, tokens: _Tokens, present: frozenset[str], content: frozenset[str]
+    by_first: Mapping[str, tuple[_Entry, ...]],
+    tokens: _Tokens,
+    present: frozenset[str],
+    content: frozenset[str],
 ) -> _Entry | None:
-    groups = [group for t in present if (group := compiled.by_first.get(t))]
+    groups = [group for t in present if (group := by_first.get(t))]
     if not groups:
         return None
     candidates = groups[0] if len(groups) == 1 else _ranked(e for g in groups for e in g)
@@ -426,14 +460,20 @@ def _opt_out_inside(compiled: _Compiled, tokens: _Tokens) -> _Entry | None:
     return best
 
 
-class Policy(msgspec.Struct, frozen=True):
+class Policy(msgspec.Struct, frozen=True, dict=True):
     """A subaccount's keyword policy: an id, a version, a mode and changes to the default lists.
 
     Any change to the lists or the mode must come with a new ``version``; classifications name
     the policy as ``<id>@<version>``. Parts of ``changes`` that ``validate_changes`` would refuse
     are skipped, keyword by keyword: mandatory keywords always apply, a keyword stays with the
-    action whose default it is, and one added to two actions goes to the safer one (opt_out,
-    then help, then opt_in).
+    action whose default it is, one added to two actions goes to the safer one (opt_out, then
+    help, then opt_in), and an opt-in or help keyword that holds an opt-out keyword or a
+    revocation phrase (as stored before ``validate_changes`` refused them) never applies. So
+    whatever ``changes`` say, a text that the default policy reads as an opt-out is never read
+    as an opt-in or a help request.
+
+    The lists are compiled once, when the policy is built or decoded (and shared by equal
+    ``changes``); only the fields above are encoded, compared and hashed.
     """
 
     id: str = "default"
@@ -446,8 +486,15 @@ class Policy(msgspec.Struct, frozen=True):
         """``<id>@<version>``, as recorded in every classification."""
         return f"{self.id}@{self.version}"
 
+    def __post_init__(self) -> None:
+        self._compiled()
+
     def _compiled(self) -> _Compiled:
-        return _compiled_for(msgspec.json.encode(self.changes))
+        cache = self.__dict__
+        compiled: _Compiled | None = cache.get("_compiled_lists")
+        if compiled is None:  # a shallow copy keeps the fields, not the cache
+            compiled = cache["_compiled_lists"] = _compiled_for(_CHANGES_KEY.encode(self.changes))
+        return compiled
 
     def keywords(self) -> Mapping[KeywordAction, tuple[str, ...]]:
         """The effective lists per action: defaults (minus removals), then additions, each
@@ -457,28 +504,38 @@ class Policy(msgspec.Struct, frozen=True):
     def classify(self, text: str) -> Classification:
         """Classify one message text; never raises.
 
-        Rules, first that applies wins (DESIGN §2): 1 *exact* — the tokens equal a keyword;
-        2 *phrase* — one keyword (the longest that fits), possibly repeated, among filler words;
-        3 a revocation phrase among filler words → opt_out (subaccount); 4 *contains* — an
+        Rules, first that applies wins (docs/consent-rules.md §4): 1 *exact* — the tokens equal a
+        keyword; 2 *phrase* — one keyword (the longest that fits), possibly repeated, among filler
+        words; 3 a revocation phrase among filler words → opt_out (subaccount); 4 *contains* — an
         opt-out keyword anywhere (the longest, then the first) → ``review``, or ``opt_out`` in
         conservative mode; 5 ``none``. Strict mode applies rule 1 only, then ``review`` if an
         opt-out keyword is anywhere in the text, else ``none``.
+
+        Opt-out ranks first: in rule 2 an opt-out keyword that fits wins over any opt-in or help
+        keyword, a revocation phrase (rule 3) wins over them too, and an opt-in or help keyword
+        never matches a text that holds an opt-out keyword (such a text goes on to rule 4).
         """
         compiled = self._compiled()
         tokens = tokenize(text)
         entry = compiled.exact.get(tokens)
         if entry is not None:
             return self._result(entry.action, entry.scope, entry.keyword, "exact")
+        inside = _opt_out_inside(compiled, tokens)
         if self.mode != "strict" and tokens:
             present = frozenset(tokens)
             content = present - FILLER_WORDS
-            entry = _phrase(compiled, tokens, present, content)
-            if entry is not None:
-                return self._result(entry.action, entry.scope, entry.keyword, "phrase")
+            if inside is not None:  # an opt-out keyword can only fit where one is inside
+                entry = _phrase(compiled.opt_out_by_first, tokens, present, content)
+                if entry is not None:
+                    return self._result(entry.action, entry.scope, entry.keyword, "phrase")
             phrase = _revocation(tokens, present, content)
             if phrase is not None:
                 return self._result("opt_out", "subaccount", phrase, "phrase")
-        entry = _opt_out_inside(compiled, tokens)
+            if inside is None:
+                entry = _phrase(compiled.grant_by_first, tokens, present, content)
+                if entry is not None:
+                    return self._result(entry.action, entry.scope, entry.keyword, "phrase")
+        entry = inside
         if entry is None:
             return self._result("none", None, None, None)
         if self.mode == "conservative":

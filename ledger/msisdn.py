@@ -1,4 +1,4 @@
-"""Phone numbers as the ledger stores them: E.164 (DESIGN §2 "Time and numbers").
+"""Phone numbers as the ledger stores them: E.164 (docs/consent-rules.md §12).
 
 Rules:
 
@@ -195,7 +195,7 @@ def _reference(raw: str, region: str | None) -> _Result:
 
 
 def _read(raw: str, region: str | None, international: Callable[[str], str | None]) -> _Result:
-    """Apply the DESIGN §2 rules; ``region`` is already validated and upper-case."""
+    """Apply docs/consent-rules.md §12; ``region`` is already validated and upper-case."""
     if _CANONICAL.fullmatch(raw) is not None:
         return international(raw[1:]) or _INVALID_INTERNATIONAL
     split = _split(raw)

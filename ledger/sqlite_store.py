@@ -232,8 +232,7 @@ class SqliteLogStore:
 
     def head(self) -> int:
         """The newest committed position (0 when empty)."""
-        row = self.reader().execute("SELECT coalesce(max(position), 0) FROM log").fetchone()
-        return int(row[0])
+        return head_of(self.reader())
 
     def read_from(self, position: int, limit: int) -> list[StoredEntry]:
         """Up to ``limit`` entries from ``position`` on, in order."""
@@ -415,6 +414,22 @@ class SqliteLogStore:
                 yield self._wconn
             finally:
                 self._abandon()
+
+    def probe_write(self, timeout: float = 1.0) -> None:
+        """Raise ``StoreUnavailable`` unless the writer could start a write transaction within
+        ``timeout`` seconds (the database is writable and no write holds it longer); nothing
+        is written."""
+        if not self._write_lock.acquire(timeout=timeout):
+            raise StoreUnavailable("the writer stayed busy")
+        try:
+            self._wconn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            try:
+                self._begin()
+                self._abandon()
+            finally:
+                self._wconn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        finally:
+            self._write_lock.release()
 
     def _abandon(self) -> None:
         """Roll back the writer's transaction, if SQLite has not already done so (it rolls a
@@ -660,7 +675,7 @@ def _check_retraction(conn: sqlite3.Connection, tenant: str, target: int) -> Non
     if row[1] not in RETRACTABLE_TYPES:
         raise RetractionError(f"a {row[1]} entry (position {target}) cannot be retracted")
     again = conn.execute(
-        f"SELECT position FROM log WHERE type = 'entry.retracted' AND {RARE_TYPES} "
+        f"SELECT position FROM log WHERE type = 'entry.retracted' AND {RARE_TYPES} "  # noqa: S608
         "AND tenant = ? AND json_extract(CAST(entry AS TEXT), '$.event.position') = ?",
         (tenant, target),
     ).fetchone()
@@ -674,3 +689,8 @@ def _domain_error(exc: Exception) -> Exception:
     if isinstance(exc, sqlite3.OperationalError):
         return StoreUnavailable(f"{_NOTHING_WRITTEN}: {exc}")
     return exc
+
+
+def head_of(conn: sqlite3.Connection) -> int:
+    """The newest log position ``conn`` sees (0 for an empty log): the one head query."""
+    return int(conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0])

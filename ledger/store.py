@@ -80,3 +80,7 @@ class LogStore(Protocol):
     def head(self) -> int:
         """The position of the newest committed entry (0 for an empty log)."""
         ...
+
+    def probe_write(self) -> None:
+        """Raise ``StoreUnavailable`` unless a write could start now; writes nothing."""
+        ...

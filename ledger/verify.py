@@ -38,6 +38,7 @@ from ledger.checkpoint import open_note
 from ledger.entries import Entry, encode_entry
 from ledger.errors import InvalidInput
 from ledger.events import EVENT_TYPES, event_type
+from ledger.sqlite_store import head_of
 from ledger.store import StoredEntry
 
 _COLUMNS = (
@@ -113,7 +114,7 @@ def verify_log(
     False); everything else is.
     """
     report = Report(signatures_checked=verifier_key is not None)
-    total = int(conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0])
+    total = head_of(conn)
     leaves = _check_entries(conn, report, total, progress, each_batch)
     levels = _check_tree(conn, report, leaves, progress)
     _check_checkpoints(conn, report, verifier_key, levels, progress)

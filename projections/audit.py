@@ -15,11 +15,10 @@ import sqlite3
 
 import msgspec
 
-from ledger.entries import Entry
-from ledger.events import ConsentGranted, ConsentRevoked
-from ledger.sqlite_store import RARE_TYPES
+from ledger.sqlite_store import RARE_TYPES, head_of
 from ledger.store import StoredEntry
 from projections.decisions import Decision, decide
+from projections.fold import bears_on
 from projections.ledger import ConsentLedger
 from projections.timeline import Interval, intervals
 
@@ -40,19 +39,11 @@ class Trail(msgspec.Struct, frozen=True, kw_only=True):
     head: int
 
 
-def bears_on(entry: Entry, subaccount: str) -> bool:
-    """Whether an entry about a number bears on ``subaccount`` (own, unresolved, tenant-wide)."""
-    if entry.subaccount is None or entry.subaccount == subaccount:
-        return True
-    event = entry.event
-    return isinstance(event, ConsentRevoked | ConsentGranted) and event.scope == "tenant"
-
-
 def trail(ledger: ConsentLedger, tenant: str, subaccount: str, msisdn: str) -> Trail:
     """The audit trail of E.164 ``msisdn`` for ``subaccount`` of ``tenant``, decided now."""
     now = ledger.now()
     with ledger.store.snapshot() as conn:
-        head = int(conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0])
+        head = head_of(conn)
         own = [s for s in _number_entries(conn, tenant, msisdn) if bears_on(s.entry, subaccount)]
         found = {s.position: s for s in own}
         for stored in _targeting(conn, tenant, list(found)):
@@ -98,7 +89,7 @@ def _targeting(conn: sqlite3.Connection, tenant: str, positions: list[int]) -> l
     return _stored(
         conn.execute(
             # +tenant: search by type (rare entries), never every entry of the tenant
-            f"SELECT position, entry, leaf_hash FROM log WHERE type IN (?, ?) AND {RARE_TYPES} "
+            f"SELECT position, entry, leaf_hash FROM log WHERE type IN (?, ?) AND {RARE_TYPES} "  # noqa: S608
             "AND +tenant = ? "
             "AND json_extract(CAST(entry AS TEXT), '$.event.position') IN "
             "(SELECT value FROM json_each(?)) ORDER BY position",
@@ -111,7 +102,7 @@ def _configuration(conn: sqlite3.Connection, tenant: str, subaccount: str) -> li
     return _stored(
         conn.execute(
             # two searches by type (rare entries), never a pass over every entry of the tenant
-            "SELECT position, entry, leaf_hash FROM log WHERE type = 'subaccount.configured' "
+            "SELECT position, entry, leaf_hash FROM log WHERE type = 'subaccount.configured' "  # noqa: S608
             f"AND {RARE_TYPES} AND tenant = ? AND subaccount = ? UNION ALL "
             "SELECT position, entry, leaf_hash FROM log WHERE type = 'tenant.configured' "
             f"AND {RARE_TYPES} AND tenant = ? ORDER BY position",

@@ -40,6 +40,10 @@ class SubaccountSettings(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+_KEYWORDS_JSON = msgspec.json.Encoder(order="deterministic")
+"""Keyword changes as the log stores them (keys sorted), so a live row equals a replayed one."""
+
+
 class ConfigProjector:
     """Keeps ``subaccount_versions`` and ``tenant_versions`` in step with the log."""
 
@@ -62,15 +66,21 @@ class ConfigProjector:
                         event.default_region,
                         event.mode,
                         event.unknown,
-                        msgspec.json.encode(event.keywords).decode(),
+                        _KEYWORDS_JSON.encode(event.keywords).decode(),
                         event.policy_version,
                     ),
                 )
             elif isinstance(event, TenantConfigured):
                 conn.execute(
-                    "INSERT INTO tenant_versions (position, tenant, occurred_at, revoke_all) "
-                    "VALUES (?,?,?,?)",
-                    (entry.position, entry.tenant, entry.occurred_at, int(event.revoke_all)),
+                    "INSERT INTO tenant_versions (position, tenant, occurred_at, revoke_all, "
+                    "default_region) VALUES (?,?,?,?,?)",
+                    (
+                        entry.position,
+                        entry.tenant,
+                        entry.occurred_at,
+                        int(event.revoke_all),
+                        event.default_region,
+                    ),
                 )
         set_position(conn, self.name, items[-1].stored.position)
 
@@ -112,7 +122,7 @@ def subaccount_settings(
     ``None`` when no such configuration entry exists (the subaccount is unknown then).
     """
     row = conn.execute(
-        f"SELECT {_SETTINGS_COLUMNS} FROM subaccount_versions WHERE tenant = ? "
+        f"SELECT {_SETTINGS_COLUMNS} FROM subaccount_versions WHERE tenant = ? "  # noqa: S608
         "AND subaccount = ? AND position <= coalesce(?, position) "
         "AND occurred_at <= coalesce(?, occurred_at) "
         "ORDER BY occurred_at DESC, position DESC LIMIT 1",
@@ -124,7 +134,7 @@ def subaccount_settings(
 def list_subaccounts(conn: sqlite3.Connection, tenant: str) -> list[SubaccountSettings]:
     """The current settings of every known subaccount of ``tenant``, by id."""
     rows = conn.execute(
-        f"SELECT {_SETTINGS_COLUMNS} FROM subaccount_versions v WHERE tenant = ? AND position = "
+        f"SELECT {_SETTINGS_COLUMNS} FROM subaccount_versions v WHERE tenant = ? AND position = "  # noqa: S608
         "(SELECT max(position) FROM subaccount_versions w "
         " WHERE w.tenant = v.tenant AND w.subaccount = v.subaccount) ORDER BY subaccount",
         (tenant,),
@@ -139,3 +149,13 @@ def revoke_all(conn: sqlite3.Connection, tenant: str) -> bool:
         (tenant,),
     ).fetchone()
     return bool(row and row[0])
+
+
+def tenant_region(conn: sqlite3.Connection, tenant: str) -> str | None:
+    """The default region ``tenant`` currently has (none unless configured)."""
+    row = conn.execute(
+        "SELECT default_region FROM tenant_versions WHERE tenant = ? "
+        "ORDER BY position DESC LIMIT 1",
+        (tenant,),
+    ).fetchone()
+    return None if row is None else row[0]

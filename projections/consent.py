@@ -17,6 +17,7 @@ from ledger.sqlite_store import Committed
 from projections.positions import set_position
 
 TENANT_SCOPE = ""
+"""The scope key of a tenant-wide fact (the SQL projection's and the reference fold's)."""
 
 
 class ConsentProjector:

@@ -18,6 +18,7 @@ from typing import Literal
 
 import msgspec
 
+from ledger.sqlite_store import head_of
 from projections.config import subaccount_settings
 
 State = Literal["opted_out", "opted_in", "unknown"]
@@ -62,7 +63,7 @@ def decide(
 ) -> Decision:
     """The decision for one number (``conn`` should be inside a read snapshot)."""
     row = conn.execute(
-        f"SELECT {_ROW} FROM consent_facts f WHERE f.position = ({_FACT.format(msisdn=':msisdn')})",
+        f"SELECT {_ROW} FROM consent_facts f WHERE f.position = ({_FACT.format(msisdn=':msisdn')})",  # noqa: S608
         {
             "tenant": tenant,
             "subaccount": subaccount,
@@ -87,7 +88,7 @@ def decide_many(
     distinct = list(dict.fromkeys(msisdns))
     found = deciding_facts(conn, tenant, subaccount, distinct, at, known_at)
     rows = conn.execute(
-        f"SELECT {_ROW} FROM consent_facts f WHERE f.position IN (SELECT value FROM json_each(?))",
+        f"SELECT {_ROW} FROM consent_facts f WHERE f.position IN (SELECT value FROM json_each(?))",  # noqa: S608
         (_json([position for position, _ in found.values()]),),
     )
     by_position = {r[0]: r for r in rows}
@@ -180,7 +181,7 @@ def _full(
 ) -> dict[str, tuple[int, State]]:
     """The full bitemporal query (``_FACT``) for each number."""
     rows = conn.execute(
-        "SELECT j.value, f.position, f.state FROM json_each(:numbers) j "
+        "SELECT j.value, f.position, f.state FROM json_each(:numbers) j "  # noqa: S608
         f"JOIN consent_facts f ON f.position = ({_FACT.format(msisdn='j.value')})",
         {
             "tenant": tenant,
@@ -258,7 +259,7 @@ def position_known_at(conn: sqlite3.Connection, recorded_at: str) -> int:
     the rows at or below the head read first never change.
     """
     lo = 0  # 0, or a position recorded at or before ``recorded_at``
-    hi = int(conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0])
+    hi = head_of(conn)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         row = conn.execute("SELECT recorded_at FROM log WHERE position = ?", (mid,)).fetchone()

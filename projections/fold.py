@@ -7,10 +7,10 @@ question, field for field (reason text included), and ``timeline_from_entries`` 
 question depends on need be given (see ``relevance``): the number's entries that bear on the
 subaccount, the retractions targeting them and the subaccount's configuration entries.
 
-The rule is DESIGN §2, literally. The state of (subaccount S, msisdn m) at valid time V as known
-at log position P is decided by the latest consent entry by occurred time (ties by position)
-among m's opt-out and opt-in entries of the tenant with position ≤ P, occurred ≤ V, whose scope
-is S or tenant-wide, and that no retraction with position ≤ P removed. With no such entry the
+The rule is docs/consent-rules.md §7, literally. The state of (subaccount S, msisdn m) at valid time
+V as known at log position P is decided by the latest consent entry by occurred time (ties by
+position) among m's opt-out and opt-in entries of the tenant with position ≤ P, occurred ≤ V, whose
+scope is S or tenant-wide, and that no retraction with position ≤ P removed. With no such entry the
 state is ``unknown``: allowed unless S's latest ``subaccount.configured`` entry (position ≤ P,
 occurred ≤ V; latest by occurred time, ties by position) says ``unknown: deny``.
 """
@@ -30,11 +30,9 @@ from ledger.events import (
     TenantConfigured,
 )
 from ledger.timefmt import normalize_time
+from projections.consent import TENANT_SCOPE
 from projections.decisions import Decision, State, _decision, _UnknownRule
 from projections.timeline import Interval
-
-TENANT_SCOPE = ""
-"""The scope key of a tenant-wide fact (as in the SQL projection)."""
 
 Role = Literal["number", "targeting", "configuration"]
 """Why an entry belongs to the evidence about (subaccount, msisdn): it is about the number and

@@ -19,7 +19,7 @@ from ledger.errors import InvalidInput, NotFound
 from ledger.events import EntryRetracted, Method, SubaccountConfigured, TenantConfigured, Unknown
 from ledger.keywords import KeywordChanges, Mode, Policy, validate_changes
 from ledger.msisdn import to_e164, valid_region
-from ledger.sqlite_store import SqliteLogStore
+from ledger.sqlite_store import SqliteLogStore, head_of
 from ledger.store import Appended, Draft, StoredEntry
 from ledger.timefmt import format_time, normalize_time, utc_now
 from projections import config, decisions, review
@@ -27,6 +27,7 @@ from projections.config import ConfigProjector, SubaccountSettings
 from projections.consent import ConsentProjector
 from projections.decisions import Decision
 from projections.ids import new_key, valid_subaccount
+from projections.known_at import KnownAt, parse_known_at, resolve_known_at
 from projections.review import ReviewProjector
 from projections.timeline import Interval, intervals
 
@@ -77,10 +78,15 @@ class ConsentLedger:
         """Whether every opt-out of ``tenant`` applies tenant-wide."""
         return config.revoke_all(self.store.reader(), tenant)
 
+    def tenant_region(self, tenant: str) -> str | None:
+        """The tenant's default region (for numbers whose subaccount is not resolved)."""
+        return config.tenant_region(self.store.reader(), tenant)
+
     def normalize_msisdn(self, tenant: str, subaccount: str | None, raw: str) -> str:
         """``raw`` as E.164, bare digits read in the subaccount's default region."""
         settings = self.settings(tenant, subaccount) if subaccount else None
-        return to_e164(raw, settings.default_region if settings else None)
+        region = settings.default_region if settings else None
+        return to_e164(raw, region or self.tenant_region(tenant))
 
     def configure_subaccount(
         self,
@@ -222,10 +228,18 @@ class ConsentLedger:
         )
 
     def configure_tenant(
-        self, tenant: str, *, revoke_all: bool, actor: str, key: str | None = None
+        self,
+        tenant: str,
+        *,
+        revoke_all: bool,
+        actor: str,
+        default_region: str | None = None,
+        key: str | None = None,
     ) -> Appended:
-        """Append the tenant's settings (``revoke_all``: every opt-out applies tenant-wide)."""
-        event = TenantConfigured(revoke_all=revoke_all, actor=actor)
+        """Append the tenant's settings (``revoke_all``: every opt-out applies tenant-wide;
+        ``default_region``: how national numbers read when no subaccount resolves)."""
+        region = valid_region(default_region) if default_region else None
+        event = TenantConfigured(revoke_all=revoke_all, actor=actor, default_region=region)
         draft = Draft(
             tenant=tenant,
             key=key or new_key("tenant"),
@@ -260,11 +274,11 @@ class ConsentLedger:
         )
 
     # -- decisions -------------------------------------------------------------------------
-    def resolve_known_at(self, known_at: str | int | None) -> int | None:
-        """A known-at time or position as a log position (``None`` = now)."""
-        if known_at is None or isinstance(known_at, int):
-            return known_at
-        return decisions.position_known_at(self.store.reader(), normalize_time(known_at))
+    def known_at(self, text: str | None) -> KnownAt:
+        """A ``known_at`` as given (a log position or an RFC 3339 time; ``None``: now),
+        checked and resolved to the log position to answer as of (see
+        ``projections.known_at``: one reading for the API and the CLI)."""
+        return resolve_known_at(self.store.reader(), parse_known_at(text), self.now())
 
     def decide(
         self,
@@ -277,7 +291,7 @@ class ConsentLedger:
     ) -> Decision:
         """May ``subaccount`` send to E.164 ``msisdn`` at ``at`` (now) as known at a position?"""
         with self.store.snapshot() as conn:
-            head = _head(conn)
+            head = head_of(conn)
             position = head if known_at is None else min(known_at, head)
             when = normalize_time(at) if at else self.now()
             return decisions.decide(conn, tenant, subaccount, msisdn, when, position)
@@ -287,7 +301,7 @@ class ConsentLedger:
     ) -> tuple[dict[str, Decision], int]:
         """Decisions for many E.164 numbers in one query, and the log position they reflect."""
         with self.store.snapshot() as conn:
-            head = _head(conn)
+            head = head_of(conn)
             when = normalize_time(at) if at else self.now()
             found = decisions.decide_many(conn, tenant, subaccount, msisdns, when, head)
             return found, head
@@ -298,7 +312,7 @@ class ConsentLedger:
         """What ``decide_many`` says of each number (allowed and state only), and the log
         position it reflects: the lean form for bulk checks of whole campaign lists."""
         with self.store.snapshot() as conn:
-            head = _head(conn)
+            head = head_of(conn)
             when = normalize_time(at) if at else self.now()
             found = decisions.states_many(conn, tenant, subaccount, msisdns, when, head)
             return found, head
@@ -308,7 +322,7 @@ class ConsentLedger:
     ) -> list[Interval]:
         """Consent intervals of (subaccount, msisdn) as known at ``known_at`` (now)."""
         with self.store.snapshot() as conn:
-            head = _head(conn)
+            head = head_of(conn)
             return intervals(
                 conn, tenant, subaccount, msisdn, head if known_at is None else known_at
             )
@@ -373,7 +387,3 @@ def _unchanged(current: SubaccountSettings | None, event: object) -> bool:
         )
         == (event.default_region, event.mode, event.unknown, event.keywords, event.policy_version)
     )
-
-
-def _head(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0])

@@ -129,7 +129,7 @@ def _without_indexes(conn: sqlite3.Connection) -> Iterator[None]:
     on a clean exit (inside the caller's transaction)."""
     tables = ",".join("?" * len(PROJECTION_TABLES))
     indexes = conn.execute(
-        f"SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+        f"SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
         f"AND tbl_name IN ({tables}) AND sql NOT LIKE 'CREATE UNIQUE%'",
         PROJECTION_TABLES,
     ).fetchall()
@@ -144,7 +144,7 @@ def projection_digest(conn: sqlite3.Connection) -> str:
     """SHA-256 over the ordered contents of every projection table."""
     digest = hashlib.sha256()
     for table in PROJECTION_TABLES:
-        for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1"):
+        for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1"):  # noqa: S608
             digest.update(repr(row).encode())
         digest.update(b"\x00" + table.encode())
     return digest.hexdigest()

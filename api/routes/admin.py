@@ -27,6 +27,7 @@ from api.state import Services
 from ledger.errors import NotFound
 from ledger.events import ReviewAction, Unknown
 from ledger.keywords import KeywordChanges, Mode
+from ledger.msisdn import valid_region
 from ledger.store import Appended
 from projections.config import SubaccountSettings
 from projections.resolve import AlreadyResolved, resolve
@@ -235,18 +236,23 @@ def list_subaccounts(
 
 
 class TenantUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Tenant settings: ``revoke_all`` makes every later opt-out apply to every subaccount."""
+    """Tenant settings: ``revoke_all`` makes every later opt-out apply to every subaccount;
+    ``default_region`` (ISO 3166 alpha-2, e.g. ``SG``) reads national numbers of opt-outs whose
+    subaccount is not resolved (left out: unchanged)."""
 
     revoke_all: bool
+    default_region: str | None = None
 
 
-class TenantView(msgspec.Struct, frozen=True, kw_only=True):
-    """The tenant's settings and the entry that set them (``None``: never configured)."""
+class TenantView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The tenant's settings and the entry that set them (``None``: never configured);
+    ``default_region`` is shown once set."""
 
     tenant: str
     revoke_all: bool
     position: int | None
     changed: bool
+    default_region: str | None = None
 
 
 @put(
@@ -293,12 +299,26 @@ def put_tenant(
     principal = request.user
     tenant = tenant_of(principal)
     ledger = services.ledger
-    if ledger.revoke_all(tenant) == data.revoke_all:
-        return TenantView(tenant=tenant, revoke_all=data.revoke_all, position=None, changed=False)
-    appended = ledger.configure_tenant(tenant, revoke_all=data.revoke_all, actor=principal.actor)
+    region = ledger.tenant_region(tenant)
+    wanted = valid_region(data.default_region) if data.default_region else region
+    if ledger.revoke_all(tenant) == data.revoke_all and wanted == region:
+        return TenantView(
+            tenant=tenant,
+            revoke_all=data.revoke_all,
+            position=None,
+            changed=False,
+            default_region=region,
+        )
+    appended = ledger.configure_tenant(
+        tenant, revoke_all=data.revoke_all, actor=principal.actor, default_region=wanted
+    )
     _counted([appended])
     return TenantView(
-        tenant=tenant, revoke_all=data.revoke_all, position=appended.position, changed=True
+        tenant=tenant,
+        revoke_all=data.revoke_all,
+        position=appended.position,
+        changed=True,
+        default_region=wanted,
     )
 
 

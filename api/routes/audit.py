@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -78,6 +79,10 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     evidence_matches: bool | None
     """Whether the stored evidence still hashes to the entry's digest (``None``: none kept)."""
     event: Event
+    recorded_by: str | None = None
+    """Who recorded it: the API key (``key:<id>``) or the command-line user (``cli:<user>``)."""
+    claimed_actor: str | None = None
+    """Who the client said performed it: a claim, shown as such, never verified."""
 
 
 class AuditTrail(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,6 +158,8 @@ def audit_entry(stored: StoredEntry, evidence: audit.Evidence) -> AuditEntry:
         evidence_erased=erased,
         evidence_matches=matches,
         event=event,
+        recorded_by=getattr(event, "recorded_by", None),
+        claimed_actor=getattr(event, "claimed_actor", None),
     )
 
 
@@ -160,15 +167,20 @@ CSV_COLUMNS = (
     "position", "type", "occurred_at", "recorded_at", "subaccount", "msisdn", "scope", "method",
     "actor", "keyword", "match", "policy", "channel", "target", "detail", "leaf_hash",
     "evidence_digest", "evidence_erased", "evidence_text", "evidence_profile_name",
-    "evidence_raw_body", "event_id",
+    "evidence_raw_body", "event_id", "recorded_by", "claimed_actor",
 )  # fmt: skip
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def csv_safe(value: object) -> str:
-    """A cell a spreadsheet will show as text: formula-like cells get a leading ``'``."""
+    """A cell a spreadsheet will not run as a formula: a cell starting with ``= + - @``, a tab
+    or a carriage return gets a leading ``'``, except a strict E.164 number (``+`` and 7 to 15
+    digits, nothing else), which no spreadsheet can run and is left as it is."""
     text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    if text.startswith(_FORMULA_START) and not _E164.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def trail_csv(entries: list[AuditEntry]) -> str:
@@ -253,6 +265,7 @@ _TRAIL_EXAMPLE = {
         "at": "2026-06-01T10:00:00.000Z",
         "known_at": None,
         "log_position": 3,
+        "known_at_note": None,
     },
     "completeness": COMPLETENESS,
 }
@@ -269,7 +282,8 @@ _TRAIL_EXAMPLE = {
     "oldest first, with evidence unless erased; the subaccount's and tenant's configuration "
     "entries; the consent intervals (`from` inclusive, `to` exclusive, null = open); and the "
     "current decision. `format=csv` gives one row per entry of `entries` (text/csv; cells "
-    "starting with = + - @ are prefixed with ' so spreadsheets do not run them).",
+    "starting with = + - @ are prefixed with ' so spreadsheets do not run them; a cell that is "
+    "exactly an E.164 number, such as +6581968289, is left as it is).",
     responses={
         200: ResponseSpec(
             data_container=AuditTrail,
@@ -309,7 +323,7 @@ def audit_trail(
         entries=entries,
         configuration=[audit_entry(s, {}) for s in found.configuration],
         timeline=found.intervals,
-        decision=decision_view(found.decision, number, subaccount, None),
+        decision=decision_view(found.decision, number, subaccount),
     )
     return Response(body)
 

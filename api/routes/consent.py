@@ -1,8 +1,8 @@
 """'May I send?': one number (``GET /v1/consent/…``) or a whole list (``POST /v1/consent/check``).
 
 Guarantees: an answer reflects exactly one log position (``log_position``); numbers are read by
-DESIGN §2 (``+``/``00`` international, bare digits national in the subaccount's default region);
-an unknown subaccount is answered (tenant-wide entries still apply) with
+docs/consent-rules.md §12 (``+``/``00`` international, bare digits national in the subaccount's
+default region); an unknown subaccount is answered (tenant-wide entries still apply) with
 ``subaccount_known: false``; in a bulk check every input gets its own result, in input order, and
 an input that is not a valid number is never ``allowed``. Nothing here writes to the log.
 """
@@ -46,22 +46,16 @@ _AT = QueryParameter(
 _KNOWN_AT = QueryParameter(
     name="known_at",
     required=False,
-    description="Decide as the ledger knew it then: an RFC 3339 time or a log position "
-    "(digits). Default: everything known now.",
+    description="Decide as the ledger knew it then: an RFC 3339 time, or a log position (at "
+    "most 18 digits, no later than the newest entry: a later one is a 422). A time in the "
+    "future is answered as known now, and `known_at_note` says so. Default: everything known "
+    "now.",
 )
 
 
 def parse_at(text: str | None) -> str | None:
     """A valid time in canonical form (``None`` = now); 422 for a naive or malformed time."""
     return None if text is None else normalize_time(text)
-
-
-def parse_known_at(text: str | None) -> str | int | None:
-    """A known-at value: a log position (digits) or a canonical RFC 3339 time."""
-    if text is None:
-        return None
-    text = text.strip()
-    return int(text) if text.isascii() and text.isdigit() else normalize_time(text)
 
 
 _DECISION_EXAMPLE = {
@@ -81,6 +75,7 @@ _DECISION_EXAMPLE = {
     "at": "2026-03-03T00:00:00.000Z",
     "known_at": None,
     "log_position": 5,
+    "known_at_note": None,
 }
 
 
@@ -124,16 +119,10 @@ def _check_one(
     ledger = services.ledger
     tenant, number = subject_of(principal, ledger, subaccount, msisdn)
     valid_at = parse_at(at)
-    asked_known_at = parse_known_at(known_at)
-    decision = ledger.decide(
-        tenant,
-        subaccount,
-        number,
-        at=valid_at,
-        known_at=ledger.resolve_known_at(asked_known_at),
-    )
+    known = ledger.known_at(known_at)
+    decision = ledger.decide(tenant, subaccount, number, at=valid_at, known_at=known.position)
     metrics.DECISIONS.labels("allowed" if decision.allowed else "suppressed").inc()
-    return decision_view(decision, number, subaccount, asked_known_at)
+    return decision_view(decision, number, subaccount, known)
 
 
 class CheckRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Response, get
+from litestar import MediaType, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
@@ -28,6 +28,12 @@ from api.subject import subject_of
 from projections.evidence import STATEMENT, Bundle, build_bundle
 
 TAGS = ["evidence"]
+PAGE = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+}
+"""Headers of the HTML page: it may use its inline styles and nothing else (no script, no
+fetch), and is never read as another type than it says."""
 
 # A real bundle (a throwaway key: bytes 0..31 as the Ed25519 private key); it verifies.
 EXAMPLE_BUNDLE: dict[str, Any] = {
@@ -245,7 +251,7 @@ def evidence_bundle(
     bundle = build_bundle(ledger, signer, services.settings.origin, tenant, subaccount, number)
     headers = {"X-Checkpoint-Size": str(bundle.checkpoint.size)}
     if fmt == "html":
-        return Response(render_html(bundle), media_type="text/html; charset=utf-8", headers=headers)
+        return Response(render_html(bundle), media_type=MediaType.HTML, headers=headers | PAGE)
     return Response(bundle, headers=headers)
 
 

@@ -1,13 +1,18 @@
 """Intake endpoints: the 8x8 webhook, opt-outs and opt-ins from any system, the quarantine.
 
-Guarantees:
-- ``POST /v1/webhooks/8x8`` accepts any body and answers 200 unless the store cannot write
-  (503, so 8x8 retries): a body it cannot understand is quarantined, an event that is not an
-  inbound message is ignored, a repeat of a umid returns the original answer and writes nothing;
-- ``POST /v1/opt-outs`` and ``/v1/opt-ins`` answer 201 when an entry was appended and 200 with
-  ``duplicate: true`` for a repeat of the same request; an idempotency key (or umid) reused for a
-  different request is 409; refused input (422, 400, 413) leaves the log unchanged;
-- every request's raw body, text, remote address, request id and key id are kept as evidence;
+Guarantees (docs/http-api.md, "Intake"):
+- no STOP is lost: ``POST /v1/webhooks/8x8`` and ``POST /v1/opt-outs`` accept any body from a
+  key with the ingest scope and answer 2xx unless the store cannot write (503, so 8x8
+  retries): what may mean "stop" is recorded and suppresses, or — when it names no usable
+  number, or cannot be read — is kept in the quarantine (200, ``quarantined``); an event that is
+  not an inbound message is ignored; a repeat of the same request returns the original answer
+  and writes nothing;
+- ``POST /v1/opt-ins`` stays strict: 201 when appended, 200 with ``duplicate: true`` for a
+  repeat, 409 for a key reused by a different request, 422/400 for input to fix — doubt never
+  re-subscribes;
+- every request's raw body (exact bytes, capped as docs/evidence.md says), text, remote
+  address, request id and key id are kept as evidence; who performed the act is the person
+  (``data-subject``), who recorded it is the key, and a client's ``actor`` is kept as a claim;
 - webhooks that arrive together are recorded together (``record_webhooks``, on one intake thread
   per worker): each answered exactly as if it had come alone, all appended in one commit.
 """
@@ -28,15 +33,16 @@ from litestar.params import Body, QueryParameter
 from api import metrics, payloads, quarantine
 from api.auth import tenant_of
 from api.keys import Principal
-from api.payloads import MAX_ID_CHARS, MAX_TEXT_CHARS, Ignored, Unreadable
+from api.limits import MAX_FIELD_CHARS, MAX_ID_CHARS, MAX_TEXT_CHARS
+from api.payloads import ConsentFields, Ignored, InboundMessage, Unreadable
 from api.quarantine import QuarantinedBody, Received
 from api.state import Services, services_of
-from ledger.entries import Entry, Evidence
-from ledger.errors import Conflict, InvalidInput
+from ledger.entries import Evidence, body_evidence
+from ledger.errors import InvalidInput
 from ledger.keywords import MAX_KEYWORD_LENGTH
 from ledger.timefmt import normalize_time
+from projections.ids import client_key, message_key, umid_key, usable_id
 from projections.intake import (
-    SUBJECT,
     IntakeRequest,
     IntakeResult,
     Prepared,
@@ -47,13 +53,8 @@ from projections.intake import (
 )
 
 T = TypeVar("T")
-MAX_FIELD_CHARS = 256
-"""Longest actor, purpose or notice version accepted, in characters."""
-
-_EXPECTED_TYPE = {"opt_out": "consent.revoked", "opt_in": "consent.granted"}
 MAX_ID = 2**63 - 1
 """The largest id SQLite stores."""
-NESTED_TOO_DEEPLY = "the body is not valid JSON: it is nested too deeply"
 
 
 # -- schemas -----------------------------------------------------------------------------------
@@ -80,7 +81,8 @@ class WebhookSkipped(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ConsentRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """An opt-out or opt-in relayed by an Automation Builder HTTP step or any other system."""
+    """An opt-in (strict), or the documented shape of an opt-out (read tolerantly: every field
+    but a usable ``msisdn`` may be missing or malformed, and unknown fields are kept)."""
 
     msisdn: str
     subaccount: str
@@ -90,7 +92,8 @@ class ConsentRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     idempotency_key: str | None = None
     occurred_at: str | None = None
     method: Literal["automation-http", "api", "import"] = "automation-http"
-    actor: str = SUBJECT
+    actor: str | None = None
+    """Who the client says performed it: kept as ``claimed_actor``, never trusted."""
     purpose: str | None = None
     notice_version: str | None = None
 
@@ -110,6 +113,8 @@ class ConsentAnswer(msgspec.Struct, frozen=True, kw_only=True):
     match: str | None
     policy: str | None
     notes: list[str]
+    flagged: str | None = None
+    """Why the opt-out was queued for a person to check (it suppresses meanwhile)."""
 
 
 class QuarantineList(msgspec.Struct, frozen=True, kw_only=True):
@@ -237,9 +242,9 @@ def _received(request: Request[Any, Any, Any], services: Services) -> Received:
 def _evidence(
     raw: bytes, text: str | None, received: Received, key_id: str, profile_name: str | None = None
 ) -> Evidence:
-    return Evidence(
-        raw_body=raw.decode("utf-8", errors="replace"),
-        text=text,
+    return body_evidence(
+        raw,
+        text,
         profile_name=profile_name,
         remote_addr=received.remote_addr,
         request_id=received.request_id,
@@ -267,6 +272,42 @@ def _count_appends(result: IntakeResult, registered: bool) -> None:
     metrics.APPENDS.labels(result.entry.type).inc()
     if registered:
         metrics.APPENDS.labels("subaccount.configured").inc()
+
+
+def _key(fields: ConsentFields) -> str | None:
+    """The idempotency key of an opt-out or opt-in request (``umid`` wins)."""
+    if fields.umid is not None:
+        return umid_key(fields.umid)
+    return client_key(fields.idempotency_key) if fields.idempotency_key is not None else None
+
+
+def consent_request(
+    tenant: str,
+    fields: ConsentFields,
+    verb: Verb,
+    evidence: Evidence,
+    principal: Principal,
+    url_subaccount: str | None = None,
+) -> IntakeRequest:
+    """The intake request of an opt-out or opt-in body (the Automation Builder shape too)."""
+    assert fields.msisdn is not None
+    return IntakeRequest(
+        tenant=tenant,
+        subaccount=fields.subaccount,
+        url_subaccount=url_subaccount,
+        msisdn=fields.msisdn,
+        method=cast(Any, fields.method),
+        text=fields.text,
+        keyword=fields.keyword,
+        verb=verb,
+        occurred_at=fields.occurred_at,
+        key=_key(fields),
+        purpose=fields.purpose,
+        notice_version=fields.notice_version,
+        evidence=evidence,
+        recorded_by=principal.actor,
+        claimed_actor=fields.actor,
+    )
 
 
 # -- the 8x8 webhook ---------------------------------------------------------------------------
@@ -315,17 +356,45 @@ def _settled(
 def _prepare_webhook(services: Services, hook: Hook) -> WebhookOutcome | Prepared:
     """What to append for one body, or its final answer (quarantined, ignored, nothing to
     store)."""
-    tenant = tenant_of(hook.principal)
     try:
         message = payloads.read_webhook(hook.raw)
     except Unreadable as exc:
         return _quarantined(services, hook, str(exc))
-    except RecursionError:  # the JSON decoder gives up on very deep nesting
-        return _quarantined(services, hook, NESTED_TOO_DEEPLY)
     if isinstance(message, Ignored):
         metrics.WEBHOOK_OUTCOMES.labels("ignored").inc()
         return WebhookSkipped(outcome="ignored", position=None, reason=message.reason)
-    request = IntakeRequest(
+    request = _webhook_request(tenant_of(hook.principal), message, hook)
+    if request is None:
+        return _quarantined(services, hook, "no usable number (msisdn)")
+    try:
+        prepared = prepare(services.ledger, request)
+    except InvalidInput as exc:  # an invalid number, an opt-in dated in the future …
+        return _quarantined(services, hook, str(exc))
+    rendering = isinstance(message, InboundMessage | ConsentFields) and message.text_is_rendering
+    if rendering and not (isinstance(prepared, Prepared) and prepared.action in _STOPPING):
+        return _quarantined(services, hook, "the message text is not a string")
+    return prepared if isinstance(prepared, Prepared) else _webhook_answer(prepared)
+
+
+_STOPPING = ("opt_out", "review")
+"""What a text read from a non-string field may record: nothing that could re-subscribe."""
+
+
+def _webhook_request(
+    tenant: str, message: InboundMessage | ConsentFields, hook: Hook
+) -> IntakeRequest | None:
+    """The intake request of one webhook body (``None``: it names no usable number)."""
+    if isinstance(message, ConsentFields):  # an Automation Builder step posted here
+        if message.msisdn is None:
+            return None
+        evidence = _evidence(hook.raw, message.text, hook.received, hook.principal.key_id)
+        return consent_request(tenant, message, "opt_out", evidence, hook.principal)
+    key = None
+    if message.umid is not None:
+        key = umid_key(message.umid)
+    elif message.timestamp is not None:
+        key = message_key(message.sender, message.destination, message.timestamp, message.text)
+    return IntakeRequest(
         tenant=tenant,
         subaccount=message.subaccount,
         msisdn=message.sender,
@@ -333,17 +402,13 @@ def _prepare_webhook(services: Services, hook: Hook) -> WebhookOutcome | Prepare
         text=message.text,
         occurred_at=message.timestamp,
         channel=message.channel,
-        key=f"8x8:{message.umid}",
+        key=key,
         evidence=_evidence(
             hook.raw, message.text, hook.received, hook.principal.key_id, message.profile_name
         ),
         register_subaccount=True,
+        recorded_by=hook.principal.actor,
     )
-    try:
-        prepared = prepare(services.ledger, request)
-    except InvalidInput as exc:  # an invalid number, an opt-in dated in the future …
-        return _quarantined(services, hook, str(exc))
-    return prepared if isinstance(prepared, Prepared) else _webhook_answer(prepared)
 
 
 def _webhook_answer(result: IntakeResult) -> WebhookAnswer:
@@ -379,10 +444,15 @@ def _quarantined(services: Services, hook: Hook, reason: str) -> WebhookSkipped:
     description=(
         "Point 8x8's inbound webhook here with a fixed `Authorization` header (Bearer, or Basic "
         "with the key as password). Every body is answered 200 — a 4XX would only make 8x8 "
-        "retry: `ignored` for events that are not inbound messages, `quarantined` (with the "
-        "reason; see `GET /v1/quarantine`) for bodies that cannot be understood. A repeat of a "
-        "umid returns the original outcome with `duplicate: true`. 503 only when the store "
-        "cannot write (8x8 retries later)."
+        "retry: `ignored` for events that are not inbound messages (and media without text), "
+        "`quarantined` (with the reason; see `GET /v1/quarantine`) for bodies that cannot be "
+        "understood or name no usable number. A message without a usable `subAccountId` that "
+        "means stop is applied to every subaccount of the tenant and queued for review. An "
+        "Automation Builder step's body (`msisdn`, `subaccount`, no `eventType`) posted here "
+        "is read as an opt-out, as `POST /v1/opt-outs` reads it. A repeat of a umid returns "
+        "the original outcome with `duplicate: true`; a umid reused for another number or text "
+        "is recorded under a derived key and queued for review. 503 only when the store cannot "
+        "write (8x8 retries later)."
     ),
     operation_class=_WebhookOperation,
     responses={
@@ -402,7 +472,145 @@ async def webhook_8x8(request: Request[Principal, Any, Any]) -> WebhookAnswer | 
     return await services.intake(Hook(request.user, raw, received))
 
 
-# -- opt-outs and opt-ins ----------------------------------------------------------------------
+# -- opt-outs ----------------------------------------------------------------------------------
+def _opt_out(
+    services: Services,
+    principal: Principal,
+    raw: bytes,
+    url_subaccount: str | None,
+    received: Received,
+) -> ConsentAnswer | WebhookSkipped:
+    """Record one opt-out body, or keep it in the quarantine when it names no usable number."""
+    hook = Hook(principal, raw, received)
+    try:
+        fields = payloads.read_consent_body(raw)
+    except Unreadable as exc:
+        return _quarantined(services, hook, str(exc))
+    if fields.msisdn is None:
+        return _quarantined(services, hook, "no usable number (msisdn)")
+    evidence = _evidence(raw, fields.text, received, principal.key_id)
+    request = consent_request(
+        tenant_of(principal), fields, "opt_out", evidence, principal, url_subaccount
+    )
+    try:
+        result = record(services.ledger, request)
+    except InvalidInput as exc:  # the number cannot be read
+        return _quarantined(services, hook, str(exc))
+    _count_appends(result, registered=False)
+    answer = _consent_answer(result, "opt_out")
+    if fields.skipped:
+        answer.notes.append(
+            f"not used (kept in the evidence): {', '.join(fields.skipped)} — not of the "
+            "documented type or length"
+        )
+    return answer
+
+
+@dataclass
+class _OptOutOperation(Operation):
+    """The opt-out route reads its raw body itself (any body is kept); this documents it."""
+
+    def __post_init__(self) -> None:
+        schema = OpenAPISchema(
+            type=OpenAPIType.OBJECT,
+            required=["msisdn"],
+            properties={
+                name: OpenAPISchema(type=OpenAPIType.STRING)
+                for name in (
+                    "msisdn",
+                    "subaccount",
+                    "text",
+                    "keyword",
+                    "umid",
+                    "idempotency_key",
+                    "occurred_at",
+                    "method",
+                    "actor",
+                    "purpose",
+                    "notice_version",
+                )
+            },
+        )
+        self.request_body = RequestBody(
+            required=True,
+            description="The opt-out (`ConsentRequest`'s fields, read tolerantly).",
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=schema,
+                    examples={
+                        "corrected-automation-body": Example(
+                            summary="Corrected Automation Builder body", value=_OPT_OUT_REQUEST
+                        ),
+                        "tutorial-body": Example(
+                            summary="The published tutorial's body (kept, applied tenant-wide)",
+                            value={"msisdn": "+6581968289", "subaccount": "STOP"},
+                        ),
+                    },
+                )
+            },
+        )
+
+
+@post(
+    "/v1/opt-outs",
+    opt={"scope": "ingest", "problems": (401, 403, 413, 503)},
+    tags=["intake"],
+    summary="Record an opt-out (Automation Builder HTTP step or any system)",
+    description=(
+        "The person withdrew consent: this endpoint always records an opt-out and never "
+        "answers 4XX to a body from a key with the ingest scope. The text, if given, is "
+        "classified and stored alongside; a text that reads as an opt-in or HELP queues the "
+        "opt-out for review. The subaccount is the body's `subaccount` when it is a known one, "
+        "else the URL's `?subaccount=` when that is a known one (one workflow per subaccount); "
+        "otherwise — absent, `undefined`, an unrendered template, message text, unknown — the "
+        "opt-out applies to every subaccount of the tenant, marked unresolved and queued for "
+        "review (the answer says how to fix the workflow). Without `text`, a `subaccount` that "
+        "names no known subaccount is read as the text (the published tutorial puts the keyword "
+        "there), so `STOP ALL` stays tenant-wide. Unknown fields, a `text` that is not a string "
+        "or is long, an unreadable `occurred_at` (the receive time is used) are kept in the "
+        "evidence, not refused; an `occurred_at` more than 5 minutes ahead is replaced by the "
+        "receive time. A body that names no usable number (E.164, or national digits with a "
+        "region known from the subaccount or the tenant) is kept in the quarantine and answered "
+        "200 `quarantined`. `umid` shares the 8x8 webhook's key space, so the webhook and an "
+        "Automation Builder step for the same message record it once; otherwise "
+        "`idempotency_key` makes retries safe. A key reused for another number or text is no "
+        "repeat: it is recorded under a derived key and queued for review. 201 when appended, "
+        "200 with `duplicate: true` for a repeat."
+    ),
+    operation_class=_OptOutOperation,
+    responses={
+        201: ResponseSpec(
+            ConsentAnswer,
+            description="The opt-out was appended",
+            examples=_example("Opt-out recorded", _OPT_OUT_ANSWER),
+        ),
+        200: ResponseSpec(
+            ConsentAnswer | WebhookSkipped,
+            description="A repeat (the original entry), or kept in the quarantine",
+            generate_examples=False,
+        ),
+    },
+)
+async def post_opt_out(
+    request: Request[Principal, Any, Any],
+    services: NamedDependency[Services],
+    subaccount: Annotated[
+        str | None,
+        QueryParameter(
+            description="The subaccount this workflow posts for, used when the body names no "
+            "known subaccount (an unknown one is never registered)",
+        ),
+    ] = None,
+) -> Response[ConsentAnswer | WebhookSkipped]:
+    """Record an opt-out; see the module guarantees."""
+    raw = await request.body()
+    received = _received(request, services)
+    answer = await services.write(_opt_out, services, request.user, raw, subaccount, received)
+    created = isinstance(answer, ConsentAnswer) and not answer.duplicate
+    return Response(answer, status_code=201 if created else 200)
+
+
+# -- opt-ins -----------------------------------------------------------------------------------
 def _check_request(data: ConsentRequest) -> None:
     """Refuse (422) fields a person must fix; the ledger checks the number and the time."""
     if data.text is not None and len(data.text) > MAX_TEXT_CHARS:
@@ -428,85 +636,39 @@ def _check_request(data: ConsentRequest) -> None:
             raise InvalidInput(f"{name} is longer than {limit} characters")
         if payloads.has_control(value):
             raise InvalidInput(f"{name} contains control characters (NUL, line breaks …)")
+    for name in ("umid", "idempotency_key"):
+        value = getattr(data, name)
+        if value is not None and usable_id(value) is None:
+            raise InvalidInput(f"{name} {value[:80]!r} is not an id (undefined, null, a template)")
     if data.occurred_at is not None:
         normalize_time(data.occurred_at)
 
 
-def _key(data: ConsentRequest) -> str | None:
-    if data.umid is not None:
-        return f"8x8:{data.umid}"
-    return f"api:{data.idempotency_key}" if data.idempotency_key is not None else None
-
-
-def _consent(
+def _opt_in(
     services: Services,
     principal: Principal,
     data: ConsentRequest,
-    verb: Verb,
     raw: bytes,
     received: Received,
 ) -> ConsentAnswer:
-    tenant = tenant_of(principal)
     _check_request(data)
-    result = record(
-        services.ledger,
-        IntakeRequest(
-            tenant=tenant,
-            subaccount=data.subaccount,
-            msisdn=data.msisdn,
-            method=data.method,
-            text=data.text,
-            keyword=data.keyword,
-            verb=verb,
-            occurred_at=data.occurred_at,
-            actor=data.actor,
-            key=_key(data),
-            purpose=data.purpose,
-            notice_version=data.notice_version,
-            evidence=_evidence(raw, data.text, received, principal.key_id),
-        ),
-    )
-    assert result.entry is not None  # a request with a verb always has an entry
-    if result.duplicate:
-        _same_request(services, tenant, data, verb, result.entry)
+    fields = ConsentFields(**msgspec.structs.asdict(data))
+    evidence = _evidence(raw, data.text, received, principal.key_id)
+    request = consent_request(tenant_of(principal), fields, "opt_in", evidence, principal)
+    result = record(services.ledger, request)
     _count_appends(result, registered=False)
-    return _consent_answer(result, verb)
-
-
-def _same_request(
-    services: Services, tenant: str, data: ConsentRequest, verb: Verb, entry: Entry
-) -> None:
-    """Raise ``Conflict`` when the stored entry under this key records a different request."""
-    event: Any = entry.event
-    differs = []
-    if entry.type != _EXPECTED_TYPE[verb]:
-        differs.append(f"it is a {entry.type} entry")
-    if entry.msisdn != services.ledger.normalize_msisdn(tenant, data.subaccount, data.msisdn):
-        differs.append("the msisdn differs")
-    if (entry.subaccount or getattr(event, "unresolved_subaccount", None)) != data.subaccount:
-        differs.append("the subaccount differs")
-    if data.occurred_at is not None and normalize_time(data.occurred_at) not in (
-        entry.occurred_at,
-        getattr(event, "provider_time", None),
-    ):
-        differs.append("occurred_at differs")
-    if differs:
-        name = f"umid {data.umid!r}" if data.umid else f"idempotency_key {data.idempotency_key!r}"
-        raise Conflict(
-            f"{name} was already used for the entry at position {entry.position} and "
-            f"this request is different ({'; '.join(differs)}); use a new key"
-        )
+    return _consent_answer(result, "opt_in")
 
 
 def _consent_answer(result: IntakeResult, verb: Verb) -> ConsentAnswer:
-    assert result.entry is not None
+    assert result.entry is not None  # a request with a verb always has an entry
     keyword, match, policy = _words(result)
     notes = list(result.notes)
     found = result.classification
-    if verb == "opt_out" and not result.duplicate and found and found.action != "opt_out":
+    if verb == "opt_out" and not result.duplicate and found and found.action in ("review", "none"):
         notes.append(
-            f"the text reads as {found.action!r}; it was recorded as an opt-out "
-            "because this endpoint records opt-outs"
+            f"the text reads as {found.action!r}; it was recorded as an opt-out because this "
+            "endpoint records opt-outs"
         )
     return ConsentAnswer(
         outcome="opted_out" if verb == "opt_out" else "opted_in",
@@ -521,62 +683,8 @@ def _consent_answer(result: IntakeResult, verb: Verb) -> ConsentAnswer:
         match=match,
         policy=policy,
         notes=notes,
+        flagged=result.flagged,
     )
-
-
-async def _consent_route(
-    request: Request[Principal, Any, Any], services: Services, data: ConsentRequest, verb: Verb
-) -> Response[ConsentAnswer]:
-    raw = await request.body()
-    received = _received(request, services)
-    answer = await services.write(_consent, services, request.user, data, verb, raw, received)
-    return Response(answer, status_code=200 if answer.duplicate else 201)
-
-
-_CONSENT_DESCRIPTION = (
-    " `umid` shares the 8x8 webhook's key space, so the webhook and an Automation Builder step "
-    "for the same message record it once (`umid` wins when both are given); otherwise "
-    "`idempotency_key` makes retries safe (reused "
-    "for a different request: 409). 201 when appended, 200 with `duplicate: true` for a repeat. "
-    f"`text` holds at most {MAX_TEXT_CHARS} characters; identifiers may not contain control "
-    "characters (422)."
-)
-
-
-@post(
-    "/v1/opt-outs",
-    opt={"scope": "ingest"},
-    tags=["intake"],
-    summary="Record an opt-out (Automation Builder HTTP step or any system)",
-    description=(
-        "The person withdrew consent. The text, if given, is classified and stored alongside, "
-        "but this endpoint always records an opt-out. An unknown subaccount (e.g. the published "
-        "tutorial's body, which puts the keyword in `subaccount`) is applied to every subaccount "
-        "of the tenant, marked unresolved and queued for review; the answer says how to fix the "
-        "workflow. An `occurred_at` more than 5 minutes ahead is replaced by the receive time."
-        + _CONSENT_DESCRIPTION
-    ),
-    responses={
-        201: ResponseSpec(
-            ConsentAnswer,
-            description="The opt-out was appended",
-            examples=_example("Opt-out recorded", _OPT_OUT_ANSWER),
-        ),
-        200: ResponseSpec(
-            ConsentAnswer, description="A repeat: the original entry", generate_examples=False
-        ),
-    },
-)
-async def post_opt_out(
-    request: Request[Principal, Any, Any],
-    services: NamedDependency[Services],
-    data: Annotated[
-        ConsentRequest,
-        Body(examples=_example("Corrected Automation Builder body", _OPT_OUT_REQUEST)),
-    ],
-) -> Response[ConsentAnswer]:
-    """Record an opt-out; see the module guarantees."""
-    return await _consent_route(request, services, data, "opt_out")
 
 
 @post(
@@ -586,8 +694,13 @@ async def post_opt_out(
     summary="Record an opt-in (consent given or restored)",
     description=(
         "The person gave consent for one known subaccount. Refused (422) when the subaccount is "
-        "unknown, when the text reads as an opt-out, or when `occurred_at` is more than 5 "
-        "minutes in the future — never re-subscribe on doubt." + _CONSENT_DESCRIPTION
+        "unknown or not an id, when the text reads as an opt-out, or when `occurred_at` is "
+        "unreadable or more than 5 minutes in the future — never re-subscribe on doubt. "
+        "`umid` shares the 8x8 webhook's key space; otherwise `idempotency_key` makes retries "
+        "safe (reused for a different request: 409). 201 when appended, 200 with "
+        f"`duplicate: true` for a repeat. `text` holds at most {MAX_TEXT_CHARS} characters; "
+        "identifiers may not contain control characters (422). `actor` is kept as a claim; "
+        "the entry's actor is the person and `recorded_by` the key."
     ),
     responses={
         201: ResponseSpec(
@@ -608,7 +721,10 @@ async def post_opt_in(
     ],
 ) -> Response[ConsentAnswer]:
     """Record an opt-in; see the module guarantees."""
-    return await _consent_route(request, services, data, "opt_in")
+    raw = await request.body()
+    received = _received(request, services)
+    answer = await services.write(_opt_in, services, request.user, data, raw, received)
+    return Response(answer, status_code=200 if answer.duplicate else 201)
 
 
 # -- the quarantine ----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from litestar.openapi.spec import Example
 from litestar.params import QueryParameter
 
 from api.keys import Principal
-from api.problems import problem
+from api.problems import unavailable
 from api.state import Services
 from ledger import checkpoint_log, tree
 from ledger.checkpoint import Signer
@@ -92,16 +92,16 @@ def checkpoint_view(record: CheckpointRecord) -> CheckpointView:
 
 # -- helpers ------------------------------------------------------------------------------------
 def signer_or_503(services: Services, what: str = "checkpoints") -> Signer:
-    """The checkpoint signer, or a 503 problem naming ``what`` cannot be signed while the
-    signing key is unusable."""
+    """The checkpoint signer, or a 503 problem saying ``what`` cannot be signed while the
+    signing key is unusable (why, and where the key lives, are logged, not answered)."""
     try:
         return services.get_signer()
     except (InvalidInput, OSError) as exc:
-        raise problem(
-            503,
-            f"{what} cannot be signed: the signing key is unusable ({exc})",
-            kind="signing-key-unavailable",
-            headers={"Retry-After": "60"},
+        raise unavailable(
+            "signing-key-unavailable",
+            f"{what} cannot be signed: the signing key is unusable",
+            exc,
+            retry_after=60,
         ) from exc
 
 

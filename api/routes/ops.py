@@ -1,4 +1,10 @@
-"""Operational endpoints: liveness, readiness and Prometheus metrics (no key needed)."""
+"""Operational endpoints: liveness, readiness (no key needed) and Prometheus metrics (no key
+needed unless the deployment's ``metrics`` setting is ``key``).
+
+Guarantees: readiness answers 200 only when the database answers, its schema is current and a
+write could start now; otherwise 503 with a generic detail, the cause (driver error, migration
+names) going only to the log.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,12 @@ from litestar import MediaType, Response, get
 from litestar.di import NamedDependency
 
 from api import metrics
-from api.problems import problem
+from api.problems import unavailable
 from api.state import Services
-from ledger.errors import MigrationError
+from ledger.errors import LedgerError
 from ledger.migrate import pending
+
+NOT_READY = "the service is not ready"
 
 
 @get(
@@ -32,34 +40,39 @@ def healthz() -> dict[str, str]:
     exclude_from_auth=True,
     tags=["operations"],
     sync_to_thread=True,
-    summary="The database is reachable and its schema is current",
+    summary="The database is reachable, its schema is current and it can be written",
 )
 def readyz(services: NamedDependency[Services]) -> dict[str, str | int]:
-    """Readiness: the database answers and no migration is pending (else 503)."""
+    """Readiness: the database answers, no migration is pending, and a write could start now
+    (checked without writing anything); else 503."""
+    store = services.ledger.store
     try:
-        conn = services.ledger.store.reader()
-        todo = pending(conn)
+        todo = pending(store.reader())
+        if todo:
+            raise unavailable(
+                "not-ready", NOT_READY, f"migrations pending: {', '.join(m.name for m in todo)}"
+            )
         head = services.ledger.head()
-    except (sqlite3.Error, MigrationError) as exc:
-        raise problem(503, f"database not ready: {exc}", kind="not-ready") from exc
-    if todo:
-        raise problem(
-            503, f"migrations pending: {', '.join(m.name for m in todo)}", kind="not-ready"
-        )
+        store.probe_write()
+    except (sqlite3.Error, LedgerError) as exc:
+        raise unavailable("not-ready", NOT_READY, exc) from exc
     return {"status": "ready", "log_position": head}
 
 
 @get(
     "/metrics",
-    exclude_from_auth=True,
     media_type=MediaType.TEXT,
     tags=["operations"],
     sync_to_thread=True,
     summary="Prometheus metrics",
+    description="Public by default. A deployment whose `metrics` setting is `key` answers only "
+    "a key with the `metrics` scope, or an operator key (401 and 403 otherwise).",
+    opt={"scope": "metrics", "any_key": True, "problems": (401, 403)},
     include_in_schema=True,
 )
 def metrics_endpoint(services: NamedDependency[Services]) -> Response[bytes]:
-    """Prometheus exposition of every worker's counters and the database gauges."""
+    """Prometheus exposition of every worker's counters and the database gauges (the auth
+    middleware lets every request through when metrics are public)."""
     body = metrics.render(services.ledger.store.reader())
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 

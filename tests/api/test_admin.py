@@ -439,6 +439,25 @@ def test_refused_subaccount_changes_write_nothing(
     assert head(client) == before
 
 
+@pytest.mark.parametrize(
+    ("added", "named"),
+    [
+        ({"opt_in": ["remove me"]}, "revocation phrase REMOVE ME"),
+        ({"opt_in": ["Do not text"]}, "revocation phrase DO NOT TEXT"),
+        ({"help": ["stop help"]}, "opt-out keyword STOP"),
+    ],
+)
+def test_an_opt_in_or_help_keyword_that_revokes_is_refused(
+    client: Client, keys: dict[str, str], added: dict[str, list[str]], named: str
+) -> None:
+    admin(client, keys, "PUT", "/v1/subaccounts/ACME_MKT", {})
+    before = head(client)
+    r = admin(client, keys, "PUT", "/v1/subaccounts/ACME_MKT", {"keywords": {"add": added}})
+    assert r.status_code == 422, r.text
+    assert named in r.json()["detail"]
+    assert head(client) == before
+
+
 def test_malformed_subaccount_id_is_422(client: Client, keys: dict[str, str]) -> None:
     before = head(client)
     assert admin(client, keys, "PUT", "/v1/subaccounts/has%20space", {}).status_code == 422

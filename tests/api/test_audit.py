@@ -6,11 +6,14 @@ import base64
 import csv
 import hashlib
 import io
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from api.routes.audit import CSV_COLUMNS
+from api.routes.audit import CSV_COLUMNS, csv_safe
 from ledger.entries import Entry
 
 from .conftest import (
@@ -202,13 +205,60 @@ def test_csv_has_one_row_per_entry_and_is_formula_safe(
     assert len(rows) == len(trail(client, keys).json()["entries"]) == 2
     assert rows[0]["evidence_raw_body"] == fixture_body("inbound-sms-stop.json").decode()
     assert rows[0]["evidence_text"] == "STOP"
-    assert rows[0]["msisdn"] == "'" + MSISDN
+    assert rows[0]["msisdn"] == MSISDN  # a strict E.164 number cannot be a formula
     assert rows[1]["evidence_text"] == "'" + '=HYPERLINK("x") STOP'
-    assert rows[1]["actor"] == "'@crm"
+    assert rows[1]["actor"] == "data-subject"  # set by the server …
+    assert rows[1]["claimed_actor"] == "'@crm"  # … the client's word is a claim, guarded too
+    assert rows[1]["recorded_by"].startswith("key:")
     assert rows[0]["evidence_erased"] == "false"
     for row in rows:
         for cell in row.values():
-            assert not cell.startswith(("=", "+", "-", "@"))
+            assert not cell.startswith(("=", "+", "-", "@")) or E164.fullmatch(cell)
+
+
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+@pytest.mark.parametrize(
+    "cell", ["+6581968289", "+1234567", "+123456789012345", "+12025550123", "+447911123456"]
+)
+def test_csv_leaves_a_strict_e164_number_as_it_is(cell: str) -> None:
+    assert csv_safe(cell) == cell
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "+123456",  # too short
+        "+1234567890123456",  # too long
+        "+0123456789",  # no country code starts with 0
+        "+6581968289\n",
+        "+6581968289 ",
+        "+65 8196 8289",
+        "+65-8196-8289",
+        "+6581968289+1",
+        "+6581968289*2",
+        "++6581968289",
+        "+٦٥٨١٩٦٨٢٨٩",  # Arabic-Indic digits are not E.164 digits
+        "+SUM(A1:A9)",
+        '=HYPERLINK("x")',
+        "-1",
+        "@crm",
+        "\t+6581968289",
+        "\r=1",
+    ],
+)
+def test_csv_guards_every_other_formula_like_cell(cell: str) -> None:
+    assert csv_safe(cell) == "'" + cell
+
+
+@given(st.text())
+def test_csv_cells_are_never_formulas_and_keep_their_text(text: str) -> None:
+    cell = csv_safe(text)
+    assert cell in (text, "'" + text)
+    if cell.startswith(("=", "+", "-", "@", "\t", "\r")):
+        assert E164.fullmatch(cell)
+        assert cell.isascii()
 
 
 def test_bad_format_and_bad_number(client: Client, keys: dict[str, str]) -> None:

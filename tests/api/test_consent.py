@@ -74,6 +74,7 @@ def test_single_check_follows_stop_then_start(client: Client, keys: dict[str, st
         "at": None,
         "known_at": None,
         "log_position": 0,
+        "known_at_note": None,
     }
 
     stop = webhook(client, keys, fixture_body("inbound-sms-stop.json"))
@@ -171,8 +172,40 @@ def test_point_in_time_by_known_at(client: Client, keys: dict[str, str]) -> None
 
     far = check(client, keys, "ACME_MKT", ENCODED, known_at="2999-01-01T00:00:00Z")
     assert far.json()["state"] == "opted_in"
-    beyond = check(client, keys, "ACME_MKT", ENCODED, known_at="999999")
-    assert beyond.json()["log_position"] == head(client)
+    assert far.json()["log_position"] == head(client)
+    assert far.json()["known_at"] == "2999-01-01T00:00:00.000Z"
+    assert "in the future; answered as known now" in far.json()["known_at_note"]
+    assert as_known_then.json()["known_at_note"] is None
+    now = check(client, keys, "ACME_MKT", ENCODED, known_at=str(head(client)))
+    assert (now.json()["log_position"], now.json()["known_at_note"]) == (head(client), None)
+
+
+def test_known_at_beyond_the_log_head_is_422(client: Client, keys: dict[str, str]) -> None:
+    webhook(client, keys, fixture_body("inbound-sms-stop.json"))
+    beyond = check(client, keys, "ACME_MKT", ENCODED, known_at=str(head(client) + 1))
+    assert beyond.status_code == 422
+    assert beyond.json()["type"].endswith("/invalid-input")
+    assert f"the newest is {head(client)}" in beyond.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "known_at",
+    [
+        "9" * 4301,  # past Python's int() digit limit: was a 500
+        "9" * 19,  # past the 18 digits of a position
+        "²",  # str.isdigit() is true for it; int() refuses it
+        "١٢",  # Arabic-Indic digits: not a position
+        "+5",
+        "1_000",
+    ],
+)
+def test_known_at_that_is_no_position_nor_time_is_422(
+    client: Client, keys: dict[str, str], known_at: str
+) -> None:
+    r = check(client, keys, "ACME_MKT", ENCODED, known_at=known_at)
+    assert r.status_code == 422, r.text
+    assert r.json()["type"].endswith("/invalid-input")
+    assert len(r.json()["detail"]) < 200  # a long input is not echoed whole
 
 
 @pytest.mark.parametrize(

@@ -145,6 +145,34 @@ def test_html_rendering(client: Client, keys: dict[str, str], settings: Settings
     assert "https://" not in page  # no external assets
 
 
+def test_html_page_headers_forbid_scripts_and_sniffing(
+    client: Client, keys: dict[str, str]
+) -> None:
+    webhook(client, keys, fixture_body("inbound-sms-stop.json"))
+    r = bundle_of(client, keys, format="html")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/html; charset=utf-8"  # charset named once
+    assert r.headers["content-security-policy"] == "default-src 'none'; style-src 'unsafe-inline'"
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+def test_html_shows_bidirectional_controls_instead_of_obeying_them(
+    client: Client, keys: dict[str, str]
+) -> None:
+    webhook(client, keys, fixture_body("inbound-sms-stop.json"))
+    text = "please stop \u202e9828918656+ ot gnitxet\u202c " + BIDI
+    flagged = webhook(client, keys, sms(text, "u-bidi"))
+    assert flagged["outcome"] == "review"
+    page = bundle_of(client, keys, format="html").text
+    assert not any(c in page for c in BIDI)  # none is left for a browser to obey
+    assert '<span class="ctl">&lt;U+202E&gt;</span>9828918656+' in page
+    for c in BIDI:
+        assert f"&lt;U+{ord(c):04X}&gt;" in page
+
+
 def test_html_marks_retractions_and_erasures(client: Client, keys: dict[str, str]) -> None:
     stop = webhook(client, keys, fixture_body("inbound-sms-stop.json"))
     start = webhook(client, keys, fixture_body("inbound-sms-start.json"))

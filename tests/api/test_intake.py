@@ -396,16 +396,48 @@ def test_opt_out_with_idempotency_key(client: Client, keys: dict[str, str]) -> N
     assert (entry.key, entry.occurred_at) == ("api:crm-1", "2026-01-05T02:00:00.000Z")
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"msisdn": "+6591234567"},
-        {"subaccount": "ACME_CARE"},
-        {"occurred_at": "2026-01-06T10:00:00Z"},
-    ],
-    ids=["msisdn", "subaccount", "occurred_at"],
-)
-def test_idempotency_key_reused_for_another_request_is_409(
+CHANGES = [
+    {"msisdn": "+6591234567"},
+    {"subaccount": "ACME_CARE"},
+    {"occurred_at": "2026-01-06T10:00:00Z"},
+    {"text": "STOP please"},
+]
+CHANGE_IDS = ["msisdn", "subaccount", "occurred_at", "text"]
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=CHANGE_IDS)
+def test_idempotency_key_reused_by_another_opt_out_records_it_flagged(
+    client: Client, keys: dict[str, str], change: dict[str, str]
+) -> None:
+    """A reused key never swallows another STOP: a derived key, queued for review."""
+    register(client, "ACME_MKT")
+    register(client, "ACME_CARE")
+    body = {
+        "msisdn": MSISDN,
+        "subaccount": "ACME_MKT",
+        "text": "STOP",
+        "idempotency_key": "crm-2",
+        "occurred_at": "2026-01-05T10:00:00Z",
+    }
+    first = post_json(client, "/v1/opt-outs", keys["ingest"], body)
+    assert first.status_code == 201
+    again = {**body, **change}
+    r = post_json(client, "/v1/opt-outs", keys["ingest"], again)
+    assert r.status_code == 201, r.text
+    answer = r.json()
+    assert answer["position"] != first.json()["position"]
+    assert "reused key" in answer["flagged"]
+    entry = ledger_of(client).store.read_from(answer["position"], 1)[0].entry
+    assert entry.key.startswith("api:crm-2~")
+    queued = ledger_of(client).review_queue("default")
+    assert (queued[-1].position, queued[-1].kind) == (answer["position"], "check")
+    assert not allowed(client, again["subaccount"], again["msisdn"])
+    retry = post_json(client, "/v1/opt-outs", keys["ingest"], again)  # a retry of the second
+    assert (retry.status_code, retry.json()["position"]) == (200, answer["position"])
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=CHANGE_IDS)
+def test_idempotency_key_reused_by_another_opt_in_is_409(
     client: Client, keys: dict[str, str], change: dict[str, str]
 ) -> None:
     register(client, "ACME_MKT")
@@ -413,12 +445,15 @@ def test_idempotency_key_reused_for_another_request_is_409(
     body = {
         "msisdn": MSISDN,
         "subaccount": "ACME_MKT",
+        "text": "START",
         "idempotency_key": "crm-2",
         "occurred_at": "2026-01-05T10:00:00Z",
     }
-    assert post_json(client, "/v1/opt-outs", keys["ingest"], body).status_code == 201
+    if change.get("text"):
+        change = {"text": "YES"}
+    assert post_json(client, "/v1/opt-ins", keys["ingest"], body).status_code == 201
     head = ledger_of(client).head()
-    r = post_json(client, "/v1/opt-outs", keys["ingest"], {**body, **change})
+    r = post_json(client, "/v1/opt-ins", keys["ingest"], {**body, **change})
     assert r.status_code == 409
     assert r.headers["content-type"].startswith("application/problem+json")
     assert "crm-2" in r.json()["detail"]
@@ -449,9 +484,9 @@ def test_umid_the_webhook_flagged_for_review_is_not_turned_into_an_opt_out(
         "umid": "m-9",
     }
     r = post_json(client, "/v1/opt-outs", keys["ingest"], body)
-    assert r.status_code == 409
-    assert "review.flagged" in r.json()["detail"]
-    assert ledger_of(client).head() == head
+    assert r.status_code == 201  # an explicit opt-out is never refused: it suppresses …
+    assert "review.flagged" in r.json()["flagged"]  # … and a person is asked to check it
+    assert ledger_of(client).head() == head + 1
 
 
 def test_opt_out_verb_wins_over_the_text(client: Client, keys: dict[str, str]) -> None:
@@ -503,10 +538,12 @@ def test_opt_in_records_consent(client: Client, keys: dict[str, str]) -> None:
     event = ledger_of(client).store.read_positions([answer["position"]])[0].entry.event
     assert (event.method, event.actor, event.purpose, event.notice_version) == (  # type: ignore[union-attr]
         "api",
-        "web-form",
+        "data-subject",  # who performed it: set by the server, never by the client
         "marketing",
         "2026-01",
     )
+    assert event.claimed_actor == "web-form"  # type: ignore[union-attr]
+    assert event.recorded_by == f"key:{keys['ingest'].split('_')[1]}"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ def test_input_the_client_must_fix_is_not_logged_as_an_unexpected_error(
     body = b'{"msisdn": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     capsys.readouterr()  # what the app's start-up wrote
     response = client.post(
-        "/v1/opt-outs",
+        "/v1/opt-ins",  # an opt-out keeps such a body in the quarantine instead
         content=body,
         headers={"Content-Type": "application/json", **bearer(keys["ingest"])},
     )

@@ -1,8 +1,8 @@
 """Durability across processes: concurrent writers and a writer killed with SIGKILL.
 
-Acknowledged means durable (DESIGN §3): whatever ``append`` returned before the process died is in
-the log exactly once after reopening, positions stay dense, and the projections still equal a
-replay of the log.
+Acknowledged means durable (docs/operating.md, Files): whatever ``append`` returned before the
+process died is in the log exactly once after reopening, positions stay dense, and the projections
+still equal a replay of the log.
 """
 
 from __future__ import annotations

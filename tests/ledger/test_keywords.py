@@ -1,6 +1,8 @@
-"""Keyword policy: the behaviour DESIGN §2 promises for inbound message texts."""
+"""Keyword policy: the behaviour docs/consent-rules.md §2–§5 promises for inbound message texts."""
 
 from __future__ import annotations
+
+import copy
 
 import msgspec
 import pytest
@@ -491,3 +493,181 @@ def test_classify_repeatedly_reuses_the_compiled_policy() -> None:
     policy = Policy(changes=KeywordChanges(add={"opt_out": ["PARE"]}))
     same = Policy(changes=KeywordChanges(add={"opt_out": ["PARE"]}))
     assert policy.keywords() is same.keywords()
+
+
+# --------------------------------------------------------------------------------------------
+# Additions that would re-subscribe on an opt-out
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "holds"),
+    [
+        (KeywordChanges(add={"opt_in": ["remove me"]}), "revocation phrase REMOVE ME"),
+        (KeywordChanges(add={"opt_in": ["Do not text"]}), "revocation phrase DO NOT TEXT"),
+        (KeywordChanges(add={"opt_in": ["do not text me"]}), "revocation phrase DO NOT TEXT"),
+        (KeywordChanges(add={"opt_in": ["Don’t text"]}), "revocation phrase DON'T TEXT"),
+        (KeywordChanges(add={"help": ["please remove me"]}), "revocation phrase REMOVE ME"),
+        (KeywordChanges(add={"help": ["NO MORE"]}), "revocation phrase NO MORE"),
+        (KeywordChanges(add={"opt_in": ["wrong number!"]}), "revocation phrase WRONG NUMBER"),
+        (KeywordChanges(add={"opt_in": ["no stop"]}), "opt-out keyword STOP"),
+        (KeywordChanges(add={"help": ["opt-out help"]}), "opt-out keyword OPT OUT"),
+        (
+            KeywordChanges(add={"opt_in": ["no alto"]}, remove={"opt_out": ["ALTO"]}),
+            "opt-out keyword ALTO",
+        ),
+        (
+            KeywordChanges(add={"opt_out": ["pare"], "opt_in": ["NO PARE"]}),
+            "opt-out keyword PARE",
+        ),
+    ],
+)
+def test_validate_changes_refuses_opt_in_and_help_that_hold_an_opt_out(
+    changes: KeywordChanges, holds: str
+) -> None:
+    with pytest.raises(KeywordError) as caught:
+        validate_changes(changes)
+    message = str(caught.value)
+    assert holds in message
+    assert "\n" not in message
+
+
+def test_validate_changes_matches_whole_tokens_only() -> None:
+    # UNSTOP holds no token "stop"; REMOVE alone is not the phrase REMOVE ME.
+    changes = KeywordChanges(
+        add={"opt_in": ["UNSTOP ME", "REMOVE", "TEXT ME", "SIGN ME UP"], "help": ["MORE INFO"]}
+    )
+    assert validate_changes(changes).add == {
+        "help": ["MORE INFO"],
+        "opt_in": ["UNSTOP ME", "REMOVE", "TEXT ME", "SIGN ME UP"],
+    }
+
+
+STORED_RESUBSCRIBERS = KeywordChanges(
+    add={
+        "opt_in": ["REMOVE ME", "DO NOT TEXT", "DO NOT", "REMOVE", "OUT OPT"],
+        "help": ["NO MORE", "TAKE ME"],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "keyword"),
+    [
+        ("remove me", "REMOVE ME"),
+        ("Remove me please", "REMOVE ME"),
+        ("do not text", "DO NOT TEXT"),
+        ("do not text me", "DO NOT TEXT"),
+        ("no more", "NO MORE"),
+        ("take me off", "TAKE ME OFF"),
+    ],
+)
+def test_stored_additions_never_re_subscribe_a_revocation(text: str, keyword: str) -> None:
+    # As an old log entry may hold it: written before validate_changes refused it.
+    policy = Policy(id="acme", version=4, changes=STORED_RESUBSCRIBERS)
+    result = policy.classify(text)
+    assert (result.action, result.scope, result.keyword, result.match) == (
+        "opt_out",
+        "subaccount",
+        keyword,
+        "phrase",
+    )
+    assert policy.classify(text).policy == "acme@4"
+    assert Policy(mode="conservative", changes=STORED_RESUBSCRIBERS).classify(text) == (
+        Policy(mode="conservative").classify(text)
+    )
+    assert Policy(mode="strict", changes=STORED_RESUBSCRIBERS).classify(text).action == "none"
+
+
+def test_stored_additions_that_hold_an_opt_out_are_not_in_force() -> None:
+    policy = Policy(changes=STORED_RESUBSCRIBERS)
+    assert policy.keywords()["opt_in"][-3:] == ("DO NOT", "REMOVE", "OUT OPT")
+    assert policy.keywords()["help"][-1:] == ("TAKE ME",)
+    # What they are still allowed to do: match a text that revokes nothing.
+    assert policy.classify("remove").action == "opt_in"
+    assert policy.classify("do not").action == "opt_in"
+    assert policy.classify("take me").action == "help"
+
+
+def test_opt_in_never_matches_a_text_holding_an_opt_out_keyword() -> None:
+    # OUT OPT holds no OPT OUT, but repeated it does: the opt-out keyword wins.
+    policy = Policy(changes=validate_changes(KeywordChanges(add={"opt_in": ["OUT OPT"]})))
+    assert policy.classify("out opt").action == "opt_in"
+    result = policy.classify("out opt out opt")
+    assert (result.action, result.keyword, result.match) == ("review", "OPT OUT", "contains")
+
+
+def test_policy_built_any_way_classifies_alike() -> None:
+    raw = msgspec.json.encode(Policy(id="acme", version=2, changes=STORED_RESUBSCRIBERS))
+    decoded = msgspec.json.decode(raw, type=Policy)
+    copied = copy.copy(decoded)
+    replaced = msgspec.structs.replace(decoded, version=3)
+    assert msgspec.json.decode(raw) == {
+        "id": "acme",
+        "version": 2,
+        "mode": "standard",
+        "changes": msgspec.to_builtins(STORED_RESUBSCRIBERS),
+    }
+    assert decoded == copied == Policy(id="acme", version=2, changes=STORED_RESUBSCRIBERS)
+    for policy in (decoded, copied, replaced):
+        assert policy.classify("remove me").action == "opt_out"
+        assert policy.keywords() is decoded.keywords()
+
+
+ADDED_WORDS = st.lists(
+    st.sampled_from([*VOCAB, "go", "x", "si", "sign", "up"]), min_size=1, max_size=3
+)
+any_keyword = st.one_of(
+    st.sampled_from([*REVOCATION_PHRASES, *(k for kws in DEFAULT_KEYWORDS.values() for k in kws)]),
+    ADDED_WORDS.map(" ".join),
+    st.tuples(ADDED_WORDS, st.sampled_from(REVOCATION_PHRASES)).map(
+        lambda p: " ".join([*p[0], p[1]])
+    ),
+)
+any_changes = st.builds(
+    KeywordChanges,
+    add=st.dictionaries(
+        st.sampled_from(["opt_out", "opt_in", "help"]), st.lists(any_keyword, max_size=4)
+    ),
+    remove=st.dictionaries(
+        st.sampled_from(["opt_out", "opt_in", "help"]),
+        st.lists(st.sampled_from([k for kws in DEFAULT_KEYWORDS.values() for k in kws])),
+    ),
+)
+
+
+def among_fillers(pieces: list[str]) -> st.SearchStrategy[str]:
+    """One to five of ``pieces`` and filler words, in any order."""
+    words = st.sampled_from(pieces) if pieces else st.nothing()
+    fillers = st.sampled_from(sorted(FILLER_WORDS))
+    return st.lists(st.one_of(words, fillers), min_size=1, max_size=5).map(" ".join)
+
+
+@st.composite
+def policy_and_text(draw: st.DrawFn) -> tuple[Policy, str]:
+    """A policy from arbitrary (unvalidated) changes, and a text often built from its
+    additions, the revocation phrases and the default opt-out keywords among filler words."""
+    changes = draw(any_changes)
+    policy = Policy(mode=draw(st.sampled_from(MODES)), changes=changes)
+    added = [k for kws in changes.add.values() for k in kws]
+    revoking = [*REVOCATION_PHRASES, *DEFAULT_KEYWORDS["opt_out"]]
+    text = draw(st.one_of(word_salad, among_fillers(added), among_fillers(added + revoking)))
+    return policy, text
+
+
+def holds_run(text: str, keyword: str) -> bool:
+    tokens, run = tokenize(text), tokenize(keyword)
+    return any(tokens[i : i + len(run)] == run for i in range(len(tokens) - len(run) + 1))
+
+
+@settings(max_examples=300)
+@given(policy_and_text())
+def test_no_policy_reads_an_opt_out_as_an_opt_in_or_help(case: tuple[Policy, str]) -> None:
+    policy, text = case
+    result = policy.classify(text)
+    assert_valid(result, policy)
+    if DEFAULT.classify(text).action in ("opt_out", "review"):
+        assert result.action not in ("opt_in", "help")
+    if result.action in ("opt_in", "help"):
+        opt_outs = {*DEFAULT_KEYWORDS["opt_out"], *policy.keywords()["opt_out"]}
+        assert not any(holds_run(text, k) for k in opt_outs)

@@ -1,4 +1,5 @@
-"""ledger.msisdn: E.164 normalisation (DESIGN §2), masking, and the fast path's equivalence."""
+"""ledger.msisdn: E.164 normalisation (docs/consent-rules.md §12), masking, and the fast
+path's equivalence."""
 
 from __future__ import annotations
 

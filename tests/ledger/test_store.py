@@ -1,4 +1,4 @@
-"""The log store contract (DESIGN §3 "Appends"), run against every adapter.
+"""The log store contract (docs/evidence.md §1), run against every adapter.
 
 Each adapter joins by adding a parameter to ``store_factory``: a factory that opens a fresh store
 (with an optional clock) and reads the indexed columns it keeps beside the entry bytes. Tests that

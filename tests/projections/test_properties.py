@@ -1,4 +1,5 @@
-"""Property: live projection == rebuilt projection == a naive fold of the log (DESIGN §2).
+"""Property: live projection == rebuilt projection == a naive fold of the log (the rule of
+docs/consent-rules.md §7).
 
 Random sequences of opt-outs and opt-ins (subaccount scope via STOP/START, tenant scope via
 STOPALL or the tenant's ``revoke_all``), out-of-order occurred times, retractions, changes of a
@@ -196,7 +197,7 @@ def projection_answers(
 
 
 def naive_answer(entries: list[Entry], number: str, sub: str, v: str, t: int) -> Answer:
-    """DESIGN §2's rule, literally, over the decoded log entries."""
+    """The rule of docs/consent-rules.md §7, literally, over the decoded log entries."""
     at, visible = parse_time(v), [e for e in entries if e.position <= t and e.tenant == TENANT]
     retracted = {e.event.position for e in visible if isinstance(e.event, EntryRetracted)}
     best: Entry | None = None

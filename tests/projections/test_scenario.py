@@ -1,4 +1,4 @@
-"""Consent decisions a sender and an auditor rely on (issue 2, DESIGN §2 "Scope, precedence").
+"""Consent decisions a sender and an auditor rely on (docs/consent-rules.md §7–§8).
 
 The first tests are the issue's scenario, exactly: STOP on ACME_MKT (2026-01-01), START on
 ACME_MKT (02-01), STOPALL via ACME_CARE (03-01), START on ACME_MKT (04-01), then — recorded last —
@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from ledger.errors import InvalidInput, UnknownSubaccount
-from ledger.events import ConsentRevoked, Method
+from ledger.events import ConsentRevoked, Method, SubaccountConfigured
+from ledger.keywords import KeywordChanges
 from ledger.timefmt import format_time, normalize_time, parse_time
 from projections.decisions import Decision
 from projections.intake import IntakeRequest, IntakeResult, record
@@ -132,13 +134,13 @@ def test_before_the_import_was_known_the_number_was_opted_in(scenario: ConsentLe
     recorded = entry_before.entry.recorded_at
     [imported] = scenario.store.read_from(Scenario.imported, 1)
     assert recorded < imported.entry.recorded_at
-    position = scenario.resolve_known_at(recorded)
+    position = scenario.known_at(recorded).position
     assert position == before_import
     assert state(decide(scenario, MKT, "2026-02-20", known_at=position)) == state(as_known)
     # a moment before the import was recorded is still "before"
     just_before = format_time(parse_time(imported.entry.recorded_at) - timedelta(milliseconds=1))
-    assert scenario.resolve_known_at(just_before) == before_import
-    assert scenario.resolve_known_at(imported.entry.recorded_at) == Scenario.imported
+    assert scenario.known_at(just_before).position == before_import
+    assert scenario.known_at(imported.entry.recorded_at).position == Scenario.imported
 
 
 def test_every_subaccount_is_opted_out_from_the_stopall(scenario: ConsentLedger) -> None:
@@ -422,3 +424,40 @@ def test_help_and_review_are_stored_but_leave_consent_alone(configured: ConsentL
     assert [s.position for s in ledger.history(TENANT, NUMBER)] == [3, 4]
     assert ledger.decide(TENANT, MKT, NUMBER).state == "unknown"
     assert [i.kind for i in ledger.review_queue(TENANT)] == ["flagged"]
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def test_keyword_changes_project_as_a_rebuild_would(configured: ConsentLedger) -> None:
+    # validate_changes lists actions safest first (opt_out, help, opt_in); the log stores the
+    # keys sorted: the projection row must not depend on which of the two it was given.
+    changes = KeywordChanges(add={"opt_out": ["PARE"], "help": ["SOS"], "opt_in": ["SI"]})
+    configured.configure_subaccount(TENANT, MKT, actor="admin:1", keywords=changes)
+    assert matches_rebuild(configured)
+
+
+# -- keyword policies stored before validation refused re-subscribing additions --------------
+
+
+def test_a_stored_re_subscribing_addition_never_re_subscribes(configured: ConsentLedger) -> None:
+    # An old configuration entry, as written before validate_changes refused opt-in keywords
+    # holding a revocation phrase; it must still replay, and no longer opts anyone back in.
+    ledger = configured
+    stored = KeywordChanges(add={"opt_in": ["REMOVE ME", "DO NOT TEXT"], "help": ["NO MORE"]})
+    current = ledger.settings(TENANT, MKT)
+    draft = ledger.subaccount_draft(TENANT, MKT, current, actor="admin:1", method="admin")
+    assert isinstance(draft.event, SubaccountConfigured)
+    event = msgspec.structs.replace(draft.event, keywords=stored, policy_version=2)
+    ledger.append([msgspec.structs.replace(draft, event=event)])
+    assert ledger.policy(TENANT, MKT).name == f"{MKT}@2"
+
+    for day, text in enumerate(["remove me", "do not text", "no more"], start=1):
+        started = rec(ledger, MKT, text="START", occurred=f"2026-01-0{day}T08:00:00Z")
+        assert started.outcome == "opted_in"
+        revoked = rec(ledger, MKT, text=text, occurred=f"2026-01-0{day}T09:00:00Z")
+        assert revoked.outcome == "opted_out", text
+        assert revoked.classification is not None
+        assert revoked.classification.keyword == text.upper()
+        assert state(decide(ledger, MKT, f"2026-01-0{day}T10:00:00Z"))[:2] == ("opted_out", False)
+    assert matches_rebuild(ledger)

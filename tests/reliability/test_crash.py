@@ -1,4 +1,4 @@
-"""A crash mid-load loses nothing that was acknowledged (DESIGN §3: acknowledged means durable).
+"""A crash mid-load loses nothing that was acknowledged (docs/operating.md, Files).
 
 Clients post unique 8x8 webhooks to the real server (two workers) from several threads; the
 server's whole process group is killed with SIGKILL while requests are in flight, then restarted

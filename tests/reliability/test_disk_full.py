@@ -64,14 +64,16 @@ def appended(r: httpx.Response) -> bool:
     return r.status_code in (200, 201) and r.json()["duplicate"] is False
 
 
-def assert_unavailable(r: httpx.Response, *fragments: str) -> None:
-    """``r`` is a 503 problem that says why and when to come back."""
+def assert_unavailable(r: httpx.Response, *causes: str) -> None:
+    """``r`` is a 503 problem that says when to come back and names the request whose log
+    lines hold the cause, never the cause itself (the driver's text: ``causes``)."""
     assert r.status_code == 503, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert int(r.headers["retry-after"]) > 0
     problem = r.json()
     assert (problem["status"], problem["type"].rsplit("/", 1)[1]) == (503, "store-unavailable")
-    assert any(f in problem["detail"] for f in fragments), problem["detail"]
+    assert problem["request_id"] == r.headers["x-request-id"]
+    assert not any(c in problem["detail"] for c in causes), problem["detail"]
 
 
 def writer(client: Client) -> sqlite3.Connection:

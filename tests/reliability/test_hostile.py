@@ -23,6 +23,9 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
+from ledger.entries import MAX_KEPT_BYTES
+from projections.ids import key_part, umid_key
+
 from ..server_util import Server, start_server, stop_server
 from .conftest import SMS_STOP, bearer, head, open_db, sms
 
@@ -120,6 +123,10 @@ WEBHOOK_BODIES = {
     "invalid-utf8-surrogate": STOP.replace(b'"STOP"', b'"\xed\xa0\x80"'),
     "nan-literal": STOP.replace(b'"smsCount": 1', b'"smsCount": NaN'),
     "number-out-of-range": STOP.replace(b'"smsCount": 1', b'"smsCount": 1e999'),
+    "payload-is-a-string": b'{"eventType": "inbound_message_received", "payload": "STOP"}',
+}
+# Hostile ids, times and sizes around a real STOP: the STOP still counts (recorded, capped).
+WEBHOOK_STOPS = {
     "huge-text": sms_with(body="STOP " + "x" * NEAR_MiB),
     "huge-umid": sms_with(umid="u" * NEAR_MiB),
     "huge-subaccount": sms_with(subAccountId="A" * NEAR_MiB),
@@ -129,7 +136,6 @@ WEBHOOK_BODIES = {
     "sql-subaccount": sms_with(subAccountId=SQL),
     "sql-timestamp": sms_with(timestamp=SQL),
     "umid-is-an-object": sms_with(umid={"$ne": None}),
-    "payload-is-a-string": b'{"eventType": "inbound_message_received", "payload": "STOP"}',
 }
 
 
@@ -147,7 +153,26 @@ def test_the_webhook_quarantines_hostile_bodies(
     assert (r.json()["outcome"], r.json()["position"]) == ("quarantined", None)
     assert log_head(client) == before
     items = client.get("/v1/quarantine", headers=bearer(keys["all"])).json()["items"]
-    assert base64.b64decode(items[-1]["body_base64"]) == body  # kept byte for byte
+    kept = base64.b64decode(items[-1]["body_base64"])
+    assert kept == body[:MAX_KEPT_BYTES]  # kept byte for byte, a long one as a described prefix
+    assert items[-1]["length"] == (len(body) if len(body) > MAX_KEPT_BYTES else None)
+
+
+@pytest.mark.parametrize("body", list(WEBHOOK_STOPS.values()), ids=list(WEBHOOK_STOPS))
+def test_the_webhook_records_a_stop_among_hostile_fields(
+    client: Client, keys: dict[str, str], world: dict[str, int], body: bytes
+) -> None:
+    before = log_head(client)
+    r = client.post(
+        "/v1/webhooks/8x8",
+        content=body,
+        headers={"Content-Type": "application/json", **bearer(keys["all"])},
+    )
+    assert r.status_code == 200, r.text[:500]
+    assert r.json()["outcome"] in ("opted_out", "review"), r.text[:500]
+    assert log_head(client) > before
+    stored = client.app.state.services.ledger.store.read_from(r.json()["position"], 1)[0]
+    assert len(stored.data) < 4096  # no hostile value reaches the signed entry whole
 
 
 @pytest.mark.parametrize("number", MALFORMED_NUMBERS, ids=range(len(MALFORMED_NUMBERS)))
@@ -177,7 +202,8 @@ def test_sql_looking_strings_are_data(
     again = client.post("/v1/webhooks/8x8", content=body, headers=bearer(keys["all"]))
     assert again.json()["duplicate"] is True
     [entry] = client.app.state.services.ledger.history("default", "+6581000777")
-    assert entry.entry.key == "8x8:" + SQL
+    assert entry.entry.key == umid_key(SQL)  # not a well-formed id: only its digest is signed
+    assert SQL.encode() not in entry.data
     assert log_head(client) == before + 1  # the log is still there, one entry longer
     assert schema(client) == tables
 
@@ -205,7 +231,7 @@ def test_an_sql_looking_subaccount_is_an_unknown_one(
     assert r.status_code == 201, r.text
     assert (r.json()["scope"], r.json()["unresolved"]) == ("tenant", True)
     [entry] = client.app.state.services.ledger.history("default", "+6581000778")
-    assert entry.entry.event.unresolved_subaccount == SQL
+    assert entry.entry.event.unresolved_subaccount == key_part(SQL)  # its digest, not the text
 
 
 # -- opt-outs and opt-ins: 400 / 413 / 422 problems ------------------------------------------
@@ -238,11 +264,49 @@ CONSENT_BODIES: list[tuple[str, bytes, int]] = [
 ]
 
 
-@pytest.mark.parametrize("path", ["/v1/opt-outs", "/v1/opt-ins"])
+UNREADABLE_OPT_OUTS = {
+    "100k-nested-arrays",
+    "50k-nested-objects",
+    "nested-in-a-field",
+    "truncated",
+    "nul-bytes",
+    "invalid-utf8",
+    "invalid-utf8-overlong",
+    "number-out-of-range",
+    "5000-digit-integer",
+    "msisdn-is-an-object",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "status"), CONSENT_BODIES, ids=[c[0] for c in CONSENT_BODIES]
+)
+def test_opt_outs_keep_hostile_bodies_and_record_every_stop(
+    client: Client, keys: dict[str, str], world: dict[str, int], name: str, body: bytes, status: int
+) -> None:
+    """No STOP is refused: a body that names a usable number is recorded, any other is kept in
+    the quarantine; only a body over the size limit is refused before it is read."""
+    before = log_head(client)
+    r = client.post(
+        "/v1/opt-outs",
+        content=body,
+        headers={"Content-Type": "application/json", **bearer(keys["all"])},
+    )
+    if status == 413:
+        is_problem(r, 413)
+    elif name in UNREADABLE_OPT_OUTS:
+        assert (r.status_code, r.json()["outcome"]) == (200, "quarantined"), r.text[:300]
+        assert log_head(client) == before
+    else:
+        assert (r.status_code, r.json()["outcome"]) == (201, "opted_out"), r.text[:300]
+        assert log_head(client) == before + 1
+
+
+@pytest.mark.parametrize("path", ["/v1/opt-ins"])
 @pytest.mark.parametrize(
     ("body", "status"), [c[1:] for c in CONSENT_BODIES], ids=[c[0] for c in CONSENT_BODIES]
 )
-def test_consent_endpoints_refuse_hostile_bodies(
+def test_opt_ins_refuse_hostile_bodies(
     client: Client, keys: dict[str, str], world: dict[str, int], path: str, body: bytes, status: int
 ) -> None:
     before = log_head(client)
@@ -259,8 +323,9 @@ def test_malformed_numbers_are_refused_everywhere(
 ) -> None:
     before = log_head(client)
     auth = bearer(keys["all"])
-    for path in ("/v1/opt-outs", "/v1/opt-ins"):
-        is_problem(client.post(path, content=consent_body(msisdn=number), headers=auth), 422)
+    is_problem(client.post("/v1/opt-ins", content=consent_body(msisdn=number), headers=auth), 422)
+    kept = client.post("/v1/opt-outs", content=consent_body(msisdn=number), headers=auth)
+    assert (kept.status_code, kept.json()["outcome"]) == (200, "quarantined")
     if number.strip() and len(number) < LONG_URL:  # an empty segment is another route
         one = client.get(f"/v1/consent/ACME_MKT/{quote(number, safe='')}", headers=auth)
         is_problem(one, 422)
@@ -433,7 +498,10 @@ def test_another_tenants_subaccounts_numbers_and_quarantine_look_absent(
 
 
 # -- credentials ------------------------------------------------------------------------------
-AUTHORIZATIONS = [
+AUTHORIZATIONS: list[str | bytes] = [
+    "Basic éééé".encode(),  # not ASCII (was a 500)
+    "Bearer é".encode(),
+    "Basic " + base64.b64encode(b"8x8:\xff\xfe").decode(),  # a password that is not UTF-8
     "Bearer \x00\x01",
     "Bearer " + "a" * 60_000,
     "Bearer cl_000000000000_" + SQL,
@@ -447,7 +515,7 @@ AUTHORIZATIONS = [
 
 @pytest.mark.parametrize("authorization", AUTHORIZATIONS, ids=range(len(AUTHORIZATIONS)))
 def test_hostile_credentials_are_401(
-    client: Client, world: dict[str, int], authorization: str
+    client: Client, world: dict[str, int], authorization: str | bytes
 ) -> None:
     before = log_head(client)
     for method, url in (("POST", "/v1/webhooks/8x8"), ("GET", "/v1/review")):
@@ -494,11 +562,13 @@ def test_the_real_server_refuses_hostile_requests_without_a_5xx(real: Server) ->
     with httpx.Client(base_url=real.url, headers=auth, timeout=30) as http:
         deep = http.post("/v1/webhooks/8x8", content=DEEP_ARRAYS)
         assert (deep.status_code, deep.json()["outcome"]) == (200, "quarantined")
-        is_problem(http.post("/v1/opt-outs", content=DEEP_OBJECTS), 400)
-        is_problem(http.post("/v1/opt-outs", content=consent_body().replace(b"_", b"\xff")), 400)
-        is_problem(http.post("/v1/opt-outs", content=consent_body(text="x" * NEAR_MiB)), 422)
+        for unreadable in (DEEP_OBJECTS, consent_body().replace(b"_", b"\xff")):
+            kept = http.post("/v1/opt-outs", content=unreadable)
+            assert (kept.status_code, kept.json()["outcome"]) == (200, "quarantined")
+        long_text = http.post("/v1/opt-outs", content=consent_body(text="x" * NEAR_MiB))
+        assert long_text.status_code == 201  # an opt-out is never refused for its text
         huge = http.post("/v1/webhooks/8x8", content=sms_with(body="STOP " + "x" * NEAR_MiB))
-        assert huge.json()["outcome"] == "quarantined"
+        assert huge.json()["outcome"] == "review"  # kept, capped, for a person to judge
         is_problem(http.post("/v1/webhooks/8x8", content=b"{" + b" " * MiB + b"}"), 413)
         chunked = http.post("/v1/opt-outs", content=iter([b"{"] + [b" " * 65536] * 20 + [b"}"]))
         is_problem(chunked, 413)
@@ -516,6 +586,7 @@ def test_the_real_server_refuses_hostile_requests_without_a_5xx(real: Server) ->
     ):
         answer = raw_request(real, data)
         assert status_of(answer) < 500, answer[:200]  # 4xx, closed, or 200 for a long header
+    before += 2  # the long opt-out and the long STOP above
     assert httpx.get(real.url + "/readyz").status_code == 200  # still serving
     assert head(real.db) == before
     assert "unhandled_exception" not in real.log()
