@@ -107,7 +107,6 @@ def create_app(settings: Settings) -> Litestar:
         loop = asyncio.get_running_loop()
         readers = ThreadPoolExecutor(settings.reader_threads, "consent-ledger-reader")
         loop.set_default_executor(readers)  # where sync handlers run
-        settings.db.parent.mkdir(parents=True, exist_ok=True)
         ledger = ConsentLedger(settings.db)
         lane = Lane(loop, "consent-ledger-lane")
         writers = ThreadPoolExecutor(settings.writer_threads, "consent-ledger-writer")

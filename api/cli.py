@@ -43,10 +43,8 @@ def default_db() -> Path:
 
 
 def open_ledger(args: argparse.Namespace) -> ConsentLedger:
-    """Open (creating and migrating if needed) the database named by ``args.db``."""
-    path = Path(args.db).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return ConsentLedger(path)
+    """Open (creating privately and migrating if needed) the database named by ``args.db``."""
+    return ConsentLedger(Path(args.db).expanduser())
 
 
 def emit(value: object) -> None:
@@ -217,9 +215,7 @@ def _keys(args: argparse.Namespace) -> int:
     from ledger.migrate import migrate
     from ledger.sqlite_store import connect
 
-    path = Path(args.db).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path)
+    conn = connect(Path(args.db).expanduser())
     try:
         migrate(conn)
         action: Callable[[Any, argparse.Namespace], int] = args.key_action

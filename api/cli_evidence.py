@@ -2,22 +2,26 @@
 
 Guarantees: ``evidence`` writes one self-contained JSON bundle (and optionally its printable
 HTML) signed against a checkpoint made now, then prints a one-line JSON summary; it writes each
-file completely or not at all. ``verify-bundle`` opens no database and uses no network: it exits
-0 and prints one ``OK`` line when every check passes, or exits 1 and prints one line naming the
-first failure (2 when the file cannot be read).
+file completely or not at all, readable by its owner only (mode 0600, replacing the file through
+a private temporary file beside it, never following a symlink); an output it cannot write is
+reported (one line) before the database is opened. ``verify-bundle`` opens no database and uses
+no network: it exits 0 and prints one ``OK`` line when every check passes, or exits 1 and prints
+one line naming the first failure (2 when the file cannot be read).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from api.bundle_html import render_html
 from api.cli import command, db_options, emit, open_ledger
 from api.cli_log import settings_from
 from api.signing import signer_for
+from ledger.errors import InvalidInput
+from ledger.files import PrivateReplacement
 from projections.bundle_verify import BundleInvalid, verify_bundle
 from projections.evidence import build_bundle, encode_bundle
 from projections.ids import valid_subaccount
@@ -26,21 +30,26 @@ from projections.ids import valid_subaccount
 @command("evidence")
 def _evidence(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    ledger = open_ledger(args)
-    try:
-        valid_subaccount(args.subaccount)
-        msisdn = ledger.normalize_msisdn(args.tenant, args.subaccount, args.msisdn)
-        signer = signer_for(settings)
-        bundle = build_bundle(ledger, signer, settings.origin, args.tenant, args.subaccount, msisdn)
-    finally:
-        ledger.close()
-    document = encode_bundle(bundle)
-    if args.output == "-":
-        sys.stdout.buffer.write(document)
-    else:
-        _write(Path(args.output), document)
-    if args.html:
-        _write(Path(args.html), render_html(bundle).encode())
+    with ExitStack() as outputs:
+        json_file = None if args.output == "-" else outputs.enter_context(_output(args.output))
+        html_file = outputs.enter_context(_output(args.html)) if args.html else None
+        ledger = open_ledger(args)
+        try:
+            valid_subaccount(args.subaccount)
+            msisdn = ledger.normalize_msisdn(args.tenant, args.subaccount, args.msisdn)
+            signer = signer_for(settings)
+            bundle = build_bundle(
+                ledger, signer, settings.origin, args.tenant, args.subaccount, msisdn
+            )
+        finally:
+            ledger.close()
+        document = encode_bundle(bundle)
+        if json_file is None:
+            sys.stdout.buffer.write(document)
+        else:
+            _publish(json_file, document)
+        if html_file is not None:
+            _publish(html_file, render_html(bundle).encode())
     if args.output != "-":
         emit(
             {
@@ -74,15 +83,20 @@ def _verify_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary file renamed into place)."""
-    path = path.expanduser()
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _output(name: str) -> PrivateReplacement:
+    """A private replacement of output file ``name``, made ready before anything is signed."""
+    path = Path(name).expanduser()
     try:
-        temp.write_bytes(data)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+        return PrivateReplacement(path)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _publish(output: PrivateReplacement, data: bytes) -> None:
+    try:
+        output.publish(data)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {output.path}: {exc.strerror or exc}") from exc
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

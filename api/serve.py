@@ -48,7 +48,6 @@ ADDRESS_IN_USE = 3
 def bootstrap(db: Path) -> str | None:
     """Create and migrate ``db``; on a database without any API key, create tenant ``default``'s
     admin key and return it (``None`` otherwise). Two processes racing get at most one key."""
-    db.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(db)
     try:
         migrate(conn)

@@ -44,6 +44,7 @@ from ledger.entries import (
 )
 from ledger.errors import LedgerError, NotFound, RetractionError, StoreUnavailable
 from ledger.events import RETRACTABLE_TYPES, EntryRetracted, event_type
+from ledger.files import PRIVATE_FILE_MODE, create_private_file, make_private_dir
 from ledger.migrate import migrate
 from ledger.store import Appended, Draft, StoredEntry
 from ledger.timefmt import format_time, utc_now
@@ -91,7 +92,15 @@ class Projector(Protocol):
 
 
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open ``path`` in autocommit mode with the ledger's pragmas (WAL, synchronous=FULL)."""
+    """Open ``path`` in autocommit mode with the ledger's pragmas (WAL, synchronous=FULL).
+
+    A writer creates what is missing privately: the database's directory 0700, the database
+    0600 — and so its ``-wal`` and ``-shm`` files, which SQLite creates with the database
+    file's own mode.
+    """
+    if not readonly:
+        make_private_dir(Path(path).parent)
+        create_private_file(Path(path))
     conn = sqlite3.connect(
         str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
     )
@@ -128,9 +137,15 @@ def _held_lock() -> threading.Lock:
     return lock
 
 
+Build = Callable[[sqlite3.Connection], Sequence[Draft]]
+"""Makes the drafts of an append from what it reads inside the append's write transaction."""
+
+
 @dataclass
 class _Ticket:
     drafts: Sequence[Draft]
+    build: Build | None = None
+    """Called for the drafts inside the write transaction (a ticket committed alone)."""
     results: list[Appended] | None = None
     error: BaseException | None = None
     done: bool = False
@@ -308,6 +323,22 @@ class SqliteLogStore:
                 raise error  # an interrupt, not an error of this call
             out.append(error if error is not None else (ticket.results or []))
         return out
+
+    def append_built(self, build: Build) -> list[Appended]:
+        """Append the drafts ``build`` returns, calling it on the writer connection inside the
+        append's write transaction: what it reads there is the newest state of the log and its
+        projections, and no other append (of this or another process) comes between its reads
+        and its entries. For read-then-append decisions (the next policy version).
+
+        Atomic and durable like ``append``, never grouped with other calls; if ``build`` raises
+        (a domain error), its error is raised and nothing is written; no drafts, no entries.
+        """
+        ticket = _Ticket((), build=build)
+        with self._write_lock:
+            self._commit_group([ticket])
+        if ticket.error is not None:
+            raise ticket.error
+        return ticket.results or []
 
     def _lead(self) -> None:
         """Commit every pending ticket as one group, wake their callers, pass the lead on."""
@@ -496,6 +527,8 @@ class SqliteLogStore:
         self, conn: sqlite3.Connection, ticket: _Ticket, cursor: _Cursor
     ) -> None:
         try:
+            if ticket.build is not None:
+                ticket.drafts = ticket.build(conn)
             ticket.results = self._append_drafts(conn, ticket.drafts, cursor, True)
         except Exception as exc:
             if not conn.in_transaction:
@@ -607,10 +640,11 @@ class SqliteLogStore:
 
 
 def _open_lock_file(db: Path) -> int | None:
-    """The writers' lock file beside ``db`` (created if need be); ``None`` where it cannot be
-    opened (SQLite's own locking still serialises writers, only less promptly)."""
+    """The writers' lock file beside ``db`` (created 0600 if need be); ``None`` where it cannot
+    be opened (SQLite's own locking still serialises writers, only less promptly)."""
     try:
-        return os.open(f"{db}-writer-lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        flags = os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC
+        return os.open(f"{db}-writer-lock", flags, PRIVATE_FILE_MODE)
     except OSError:
         return None
 

@@ -7,11 +7,12 @@ answer reflects exactly the log position it reports.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from ledger import checkpoint_log
+from ledger import checkpoint_log, tree
 from ledger.checkpoint import Signer
 from ledger.checkpoint_log import CheckpointRecord
 from ledger.errors import InvalidInput, NotFound
@@ -102,13 +103,13 @@ class ConsentLedger:
     ) -> Appended:
         """Append new settings for ``subaccount`` (fields left ``None`` keep their value).
 
-        The policy version goes up by one whenever the mode or the keyword lists change.
+        The policy version goes up by one whenever the mode or the keyword lists change; it is
+        computed from the settings in force inside the append's write transaction, so
+        concurrent changes (from any process) each get a version of their own.
         """
-        valid_subaccount(subaccount)
-        draft = self.subaccount_draft(
+        appended = self._configure(
             tenant,
             subaccount,
-            self.settings(tenant, subaccount),
             actor=actor,
             method=method,
             default_region=default_region,
@@ -116,8 +117,72 @@ class ConsentLedger:
             unknown=unknown,
             keywords=keywords,
             key=key,
+            if_changed=False,
         )
-        return self.append([draft])[0]
+        assert appended is not None  # unconditional: always an entry
+        return appended
+
+    def update_subaccount(
+        self,
+        tenant: str,
+        subaccount: str,
+        *,
+        actor: str,
+        method: Method = "admin",
+        default_region: str | None = None,
+        mode: Mode | None = None,
+        unknown: Unknown | None = None,
+        keywords: KeywordChanges | None = None,
+    ) -> Appended | None:
+        """Like ``configure_subaccount``, but append nothing (``None``) when the new settings
+        equal the ones in force; both decided inside the append's write transaction."""
+        return self._configure(
+            tenant,
+            subaccount,
+            actor=actor,
+            method=method,
+            default_region=default_region,
+            mode=mode,
+            unknown=unknown,
+            keywords=keywords,
+            key=None,
+            if_changed=True,
+        )
+
+    def _configure(
+        self,
+        tenant: str,
+        subaccount: str,
+        *,
+        actor: str,
+        method: Method,
+        default_region: str | None,
+        mode: Mode | None,
+        unknown: Unknown | None,
+        keywords: KeywordChanges | None,
+        key: str | None,
+        if_changed: bool,
+    ) -> Appended | None:
+        valid_subaccount(subaccount)
+
+        def build(conn: sqlite3.Connection) -> list[Draft]:
+            current = config.subaccount_settings(conn, tenant, subaccount)
+            draft = self.subaccount_draft(
+                tenant,
+                subaccount,
+                current,
+                actor=actor,
+                method=method,
+                default_region=default_region,
+                mode=mode,
+                unknown=unknown,
+                keywords=keywords,
+                key=key,
+            )
+            return [] if if_changed and _unchanged(current, draft.event) else [draft]
+
+        appended = self.store.append_built(build)
+        return appended[0] if appended else None
 
     @staticmethod
     def subaccount_draft(
@@ -189,18 +254,24 @@ class ConsentLedger:
         self, tenant: str, position: int, *, reason: str, actor: str, key: str | None = None
     ) -> Appended:
         """Append a retraction of ``position``: from now on that entry has no effect."""
+        draft = self.retraction_draft(tenant, position, reason=reason, actor=actor, key=key)
+        return self.append([draft])[0]
+
+    @staticmethod
+    def retraction_draft(
+        tenant: str, position: int, *, reason: str, actor: str, key: str | None = None
+    ) -> Draft:
+        """The entry retracting ``position`` (``InvalidInput`` for a blank reason)."""
         if not reason.strip():
             raise InvalidInput("a retraction needs a reason")
-        event = EntryRetracted(position=position, reason=reason, actor=actor)
-        draft = Draft(
+        return Draft(
             tenant=tenant,
             key=key or new_key("retract"),
             subaccount=None,
             msisdn=None,
             occurred_at=None,
-            event=event,
+            event=EntryRetracted(position=position, reason=reason, actor=actor),
         )
-        return self.append([draft])[0]
 
     # -- decisions -------------------------------------------------------------------------
     def known_at(self, text: str | None) -> KnownAt:
@@ -260,9 +331,11 @@ class ConsentLedger:
         """Every entry of ``tenant`` about ``msisdn``, oldest first."""
         return self.store.read_number(tenant, msisdn)
 
-    def review_queue(self, tenant: str) -> list[review.ReviewItem]:
-        """Open review items, oldest first."""
-        return review.open_items(self.store.reader(), tenant)
+    def review_queue(
+        self, tenant: str, *, after: int = 0, limit: int = 1000
+    ) -> list[review.ReviewItem]:
+        """Up to ``limit`` open review items after position ``after``, oldest first."""
+        return review.open_items(self.store.reader(), tenant, after=after, limit=limit)
 
     def review_item(self, tenant: str, position: int) -> review.ReviewItem:
         """One review item (``NotFound`` if absent or another tenant's)."""
@@ -282,8 +355,14 @@ class ConsentLedger:
         """Sign a checkpoint of the whole log if it grew (see ``ledger.checkpoint_log.sign``).
 
         Returns the checkpoint covering the newest entry, or ``None`` when ``min_interval``
-        seconds have not passed since the last one.
+        seconds have not passed since the last one. When the latest checkpoint already covers
+        the newest entry it is returned without a write transaction: answering it never waits
+        for, nor holds up, writers.
         """
+        with self.store.snapshot() as conn:
+            latest = checkpoint_log.latest(conn)
+            if latest is not None and latest.size >= tree.tree_size(conn):
+                return latest
         with self.store.write_transaction() as conn:
             return checkpoint_log.sign(
                 conn, signer, origin, self.clock(), min_interval=min_interval
@@ -292,3 +371,19 @@ class ConsentLedger:
     def latest_checkpoint(self) -> CheckpointRecord | None:
         """The newest signed checkpoint."""
         return checkpoint_log.latest(self.store.reader())
+
+
+def _unchanged(current: SubaccountSettings | None, event: object) -> bool:
+    """Whether configuration ``event`` would leave ``current`` settings as they are."""
+    return (
+        current is not None
+        and isinstance(event, SubaccountConfigured)
+        and (
+            current.default_region,
+            current.mode,
+            current.unknown,
+            current.keywords,
+            current.policy_version,
+        )
+        == (event.default_region, event.mode, event.unknown, event.keywords, event.policy_version)
+    )

@@ -4,16 +4,25 @@ Guarantees: a resolution is appended as one atomic unit — for ``opt_out`` and 
 ``consent.revoked`` on the named (known) subaccount, valid from the original message's occurred
 time and naming the item in ``resolves``, then the ``review.resolved`` that closes the item; for
 ``dismiss`` the ``review.resolved`` alone. An item is resolved at most once: a closed item is
-refused (``AlreadyResolved``) and nothing is written. A resolution never lifts suppression: the
-tenant-wide opt-out behind an unresolved item stays in force until it is retracted explicitly.
+refused (``AlreadyResolved``) and nothing is written.
+
+A resolution lifts suppression only when asked to explicitly: the tenant-wide opt-out behind an
+unresolved item stays in force unless an ``assign`` says ``narrow``; then the retraction of the
+tenant-wide opt-out is part of the same atomic unit (after the ``review.resolved``), so no
+reader ever sees it lifted without the subaccount's opt-out in force. Only an opt-out that was
+tenant-wide solely because its subaccount was unresolved can be narrowed: one tenant-wide by its
+keyword (STOPALL, STOP ALL) or by the tenant's ``revoke_all`` — when it was received or now — is
+refused (``NotNarrowable``) and nothing is written.
 """
 
 from __future__ import annotations
 
 import msgspec
 
+from ledger.entries import Entry
 from ledger.errors import Conflict, InvalidInput, NotFound, UnknownSubaccount
 from ledger.events import ConsentRevoked, Event, ReviewAction, ReviewResolved
+from ledger.keywords import TENANT_WIDE_KEYWORDS, tokenize
 from ledger.store import Appended, Draft
 from projections.ids import new_key, valid_subaccount
 from projections.ledger import ConsentLedger
@@ -22,8 +31,15 @@ from projections.review import ReviewItem
 MAX_NOTE = 2000
 
 
+_TENANT_WIDE_TOKENS = frozenset(map(tokenize, TENANT_WIDE_KEYWORDS))
+
+
 class AlreadyResolved(Conflict):
     """The review item was already closed (by a resolution or a retraction)."""
+
+
+class NotNarrowable(InvalidInput):
+    """A resolution asked to narrow an opt-out that is tenant-wide for a reason of its own."""
 
 
 class Resolution(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +50,8 @@ class Resolution(msgspec.Struct, frozen=True, kw_only=True):
     subaccount: str | None
     opt_out: Appended | None
     resolved: Appended
+    retraction: Appended | None
+    """The retraction of the tenant-wide opt-out (only when narrowed)."""
     notes: tuple[str, ...]
 
 
@@ -46,17 +64,23 @@ def resolve(
     note: str,
     actor: str,
     subaccount: str | None = None,
+    narrow: bool = False,
 ) -> Resolution:
     """Resolve the open review item at ``position`` of ``tenant`` (see the module guarantees).
 
+    ``narrow`` (``assign`` only): also retract the tenant-wide opt-out, in the same atomic
+    unit, so that it applies to the assigned subaccount alone from now on.
+
     Raises ``NotFound`` (no such item for this tenant), ``AlreadyResolved``, or
     ``InvalidInput`` (blank note, a subaccount that is missing, unknown or not allowed for the
-    action) before writing anything.
+    action; ``NotNarrowable``) before writing anything.
     """
     item = _open_item(ledger, tenant, position)
     note = _note(note)
     original = ledger.store.read_positions([position])[0].entry
     target = _target(ledger, tenant, item, action, subaccount, original.subaccount)
+    if narrow:
+        _check_narrowable(ledger, tenant, action, original)
     drafts: list[Draft] = []
     if target is not None:
         drafts.append(_opt_out(ledger, tenant, item, original.event, target, actor))
@@ -72,18 +96,23 @@ def resolve(
             ),
         )
     )
+    if narrow:  # after the resolution: a retraction would close the item itself
+        reason = f"narrowed to subaccount {target!r} by the resolution of review item {position}"
+        drafts.append(ledger.retraction_draft(tenant, position, reason=reason, actor=actor))
     try:
         appended = ledger.append(drafts)
     except NotFound:  # closed by a concurrent resolution between our read and our write
         _open_item(ledger, tenant, position)
         raise
+    resolved = 1 if target is not None else 0
     return Resolution(
         item=item,
         action=action,
         subaccount=target,
         opt_out=appended[0] if target is not None else None,
-        resolved=appended[-1],
-        notes=_notes(item, action, target),
+        resolved=appended[resolved],
+        retraction=appended[resolved + 1] if narrow else None,
+        notes=_notes(item, action, target, narrow),
     )
 
 
@@ -136,6 +165,36 @@ def _target(
     return target
 
 
+def _check_narrowable(
+    ledger: ConsentLedger, tenant: str, action: ReviewAction, original: Entry
+) -> None:
+    """Refuse to narrow unless the opt-out is tenant-wide only because its subaccount was
+    unresolved."""
+    if action != "assign":
+        raise InvalidInput(
+            "narrow goes with assign only: it narrows an unresolved opt-out to the subaccount "
+            "it is assigned to"
+        )
+    event = original.event
+    assert isinstance(event, ConsentRevoked)  # an unresolved item: assign checked it
+    where = f"the opt-out at position {original.position}"
+    if event.keyword is not None and tokenize(event.keyword) in _TENANT_WIDE_TOKENS:
+        raise NotNarrowable(
+            f"{where} is tenant-wide by its keyword {event.keyword} (the person opted out of "
+            "every subaccount) and cannot be narrowed; assign without narrow"
+        )
+    if event.revoke_all:
+        raise NotNarrowable(
+            f"{where} is tenant-wide because the tenant had revoke_all on when it was received "
+            "and cannot be narrowed; assign without narrow"
+        )
+    if ledger.revoke_all(tenant):
+        raise NotNarrowable(
+            "the tenant has revoke_all on, so every opt-out applies to every subaccount: "
+            f"{where} cannot be narrowed; assign without narrow"
+        )
+
+
 def _opt_out(
     ledger: ConsentLedger, tenant: str, item: ReviewItem, original: Event, target: str, actor: str
 ) -> Draft:
@@ -162,11 +221,19 @@ def _opt_out(
     )
 
 
-def _notes(item: ReviewItem, action: ReviewAction, target: str | None) -> tuple[str, ...]:
+def _notes(
+    item: ReviewItem, action: ReviewAction, target: str | None, narrow: bool
+) -> tuple[str, ...]:
     if item.kind == "flagged":
         if target is None:
             return ("dismissed: consent is unchanged",)
         return (f"opted out of subaccount {target!r} from {item.occurred_at}",)
+    if narrow:
+        return (
+            f"opted out of subaccount {target!r} from {item.occurred_at}",
+            f"the tenant-wide opt-out at position {item.position} was retracted in the same "
+            "step: it no longer applies to any other subaccount",
+        )
     wide = (
         f"the tenant-wide opt-out at position {item.position} stays in force for every "
         "subaccount (when in doubt, suppress); to narrow it, retract it: POST /v1/retractions "

@@ -116,12 +116,14 @@ def review_item(conn: sqlite3.Connection, tenant: str, position: int) -> ReviewI
     return None if row is None else _item(row)
 
 
-def open_items(conn: sqlite3.Connection, tenant: str, limit: int = 1000) -> list[ReviewItem]:
-    """Open review items of ``tenant``, oldest first."""
+def open_items(
+    conn: sqlite3.Connection, tenant: str, *, after: int = 0, limit: int = 1000
+) -> list[ReviewItem]:
+    """Up to ``limit`` open review items of ``tenant`` with position > ``after``, oldest first."""
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM review_items WHERE tenant = ? AND closed_by IS NULL "  # noqa: S608
-        "ORDER BY position LIMIT ?",
-        (tenant, limit),
+        "AND position > ? ORDER BY position LIMIT ?",
+        (tenant, after, limit),
     ).fetchall()
     return [_item(r) for r in rows]
 

@@ -25,12 +25,11 @@ from api.keys import Principal
 from api.problems import problem
 from api.state import Services
 from ledger.errors import NotFound
-from ledger.events import ReviewAction, SubaccountConfigured, Unknown
+from ledger.events import ReviewAction, Unknown
 from ledger.keywords import KeywordChanges, Mode
 from ledger.msisdn import valid_region
 from ledger.store import Appended
 from projections.config import SubaccountSettings
-from projections.ids import valid_subaccount
 from projections.resolve import AlreadyResolved, resolve
 
 _MAX_TEXT = 2000
@@ -97,21 +96,6 @@ def subaccount_view(s: SubaccountSettings) -> SubaccountView:
         effective_keywords={a: list(kws) for a, kws in policy.keywords().items()},
         position=s.position,
         configured_at=s.occurred_at,
-    )
-
-
-def _same(current: SubaccountSettings | None, event: Any) -> bool:
-    return (
-        current is not None
-        and isinstance(event, SubaccountConfigured)
-        and (
-            current.default_region,
-            current.mode,
-            current.unknown,
-            current.keywords,
-            current.policy_version,
-        )
-        == (event.default_region, event.mode, event.unknown, event.keywords, event.policy_version)
     )
 
 
@@ -202,12 +186,9 @@ def put_subaccount(
     principal = request.user
     tenant = tenant_of(principal)
     ledger = services.ledger
-    valid_subaccount(subaccount_id)
-    current = ledger.settings(tenant, subaccount_id)
-    draft = ledger.subaccount_draft(
+    appended = ledger.update_subaccount(
         tenant,
         subaccount_id,
-        current,
         actor=principal.actor,
         method="admin",
         default_region=data.default_region,
@@ -215,9 +196,9 @@ def put_subaccount(
         unknown=data.unknown,
         keywords=data.keywords,
     )
-    changed = not _same(current, draft.event)
-    if changed:
-        _counted(ledger.append([draft]))
+    changed = appended is not None
+    if appended is not None:
+        _counted([appended])
     now = ledger.settings(tenant, subaccount_id)
     assert now is not None
     return SubaccountUpdated(**msgspec.structs.asdict(subaccount_view(now)), changed=changed)
@@ -434,6 +415,14 @@ class ResolveRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     action: ReviewAction
     note: Annotated[str, msgspec.Meta(max_length=_MAX_TEXT)]
     subaccount: str | None = None
+    narrow: Annotated[
+        bool,
+        msgspec.Meta(
+            description="assign only: also retract the tenant-wide opt-out, in the same atomic "
+            "step, so that it applies to the assigned subaccount alone. Refused (422) for an "
+            "opt-out that is tenant-wide by its keyword (STOPALL) or under revoke_all."
+        ),
+    ] = False
 
 
 class ResolutionView(msgspec.Struct, frozen=True, kw_only=True):
@@ -445,6 +434,8 @@ class ResolutionView(msgspec.Struct, frozen=True, kw_only=True):
     subaccount: str | None
     opt_out_position: int | None
     resolution_position: int
+    retraction_position: int | None
+    """The retraction of the tenant-wide opt-out (``narrow`` only)."""
     notes: list[str]
 
 
@@ -459,8 +450,13 @@ class ResolutionView(msgspec.Struct, frozen=True, kw_only=True):
     "subaccount (or `subaccount`), valid from when the person wrote. `assign` (an opt-out "
     "whose subaccount was unresolved): a `consent.revoked` on `subaccount`. Each appends a "
     "`review.resolved`, all in one atomic append. The tenant-wide opt-out of an unresolved "
-    "item is never lifted by a resolution: retract it explicitly (POST /v1/retractions) if it "
-    "should apply to one subaccount only. An item already resolved: 409.",
+    "item stays in force for every subaccount unless the resolution says otherwise "
+    "explicitly: `assign` with `narrow: true` also appends the `entry.retracted` of the "
+    "tenant-wide opt-out in the same atomic append (`retraction_position`), so from then on "
+    "it applies to `subaccount` alone. Only an opt-out that was tenant-wide solely because "
+    "its subaccount was unresolved can be narrowed: one tenant-wide by its keyword (STOPALL, "
+    "STOP ALL) or under the tenant's `revoke_all` is refused (422), as is `narrow` with any "
+    "other action. `narrow` defaults to false. An item already resolved: 409.",
     responses={
         200: ResponseSpec(
             data_container=ResolutionView,
@@ -474,6 +470,7 @@ class ResolutionView(msgspec.Struct, frozen=True, kw_only=True):
                         "subaccount": "ACME_MKT",
                         "opt_out_position": 21,
                         "resolution_position": 22,
+                        "retraction_position": None,
                         "notes": [
                             "opted out of subaccount 'ACME_MKT' from 2026-03-02T09:15:27.431Z",
                             "the tenant-wide opt-out at position 7 stays in force for every "
@@ -520,16 +517,18 @@ def resolve_review(
             note=data.note,
             actor=principal.actor,
             subaccount=data.subaccount,
+            narrow=data.narrow,
         )
     except AlreadyResolved as exc:
         raise problem(409, str(exc), kind="already-resolved") from exc
-    _counted([a for a in (done.opt_out, done.resolved) if a is not None])
+    _counted([a for a in (done.opt_out, done.resolved, done.retraction) if a is not None])
     return ResolutionView(
         position=position,
         action=done.action,
         subaccount=done.subaccount,
         opt_out_position=done.opt_out.position if done.opt_out else None,
         resolution_position=done.resolved.position,
+        retraction_position=done.retraction.position if done.retraction else None,
         notes=list(done.notes),
     )
 

@@ -25,6 +25,7 @@ from litestar.params import Parameter, QueryParameter
 from api.auth import tenant_of
 from api.keys import Principal
 from api.routes.consent import MSISDN, SUBACCOUNT
+from api.routes.log import MAX_INT
 from api.state import Services
 from api.subject import subject_of
 from api.views import DecisionView, decision_view
@@ -353,10 +354,13 @@ class ReviewView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ReviewQueue(msgspec.Struct, frozen=True, kw_only=True):
-    """Open review items, oldest first."""
+    """One page of open review items, oldest first; pass ``next_after_position`` as
+    ``after_position`` for the next (``None``: no open item follows)."""
 
     items: list[ReviewView]
     count: int
+    """Items on this page."""
+    next_after_position: int | None
 
 
 def review_view(
@@ -391,6 +395,7 @@ def review_view(
 
 _QUEUE_EXAMPLE = {
     "count": 1,
+    "next_after_position": None,
     "items": [
         {
             "position": 7,
@@ -425,7 +430,10 @@ _QUEUE_EXAMPLE = {
     summary="Open review items, oldest first",
     description="Messages flagged for a person (they contain an opt-out keyword but are not "
     "clearly a revocation) and opt-outs whose subaccount could not be resolved (applied "
-    "tenant-wide meanwhile). Resolve them with POST /v1/review/{position}/resolve.",
+    "tenant-wide meanwhile). Resolve them with POST /v1/review/{position}/resolve. One page "
+    "of at most `limit` items with a position after `after_position`; `next_after_position`, "
+    "when not null, is the `after_position` of the next page (the cursor is the item's log "
+    "position: items resolved meanwhile drop out, new ones come last, none is skipped).",
     responses={
         200: ResponseSpec(
             data_container=ReviewQueue,
@@ -438,17 +446,23 @@ def review_queue(
     request: Request[Principal, Any, Any],
     services: NamedDependency[Services],
     limit: Annotated[int, Parameter(ge=1, le=1000, description="At most this many")] = 1000,
+    after_position: Annotated[
+        int, QueryParameter(ge=0, le=MAX_INT, description="Only items after this position")
+    ] = 0,
 ) -> ReviewQueue:
-    """The open review items of the key's tenant."""
+    """One page of the open review items of the key's tenant."""
     tenant = tenant_of(request.user)
     ledger = services.ledger
-    items = ledger.review_queue(tenant)[:limit]
+    items = ledger.review_queue(tenant, after=after_position, limit=limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
     positions = [i.position for i in items]
     stored = {s.position: s for s in audit.entries_at(ledger, tenant, positions)}
     evidence = audit.evidence_of(ledger, positions)
     now = ledger.clock()
     views = [review_view(i, stored.get(i.position), evidence, now) for i in items]
-    return ReviewQueue(items=views, count=len(views))
+    following = items[-1].position if more else None
+    return ReviewQueue(items=views, count=len(views), next_after_position=following)
 
 
 ROUTES = [audit_trail, review_queue]

@@ -1,10 +1,11 @@
 """Evidence bundles over HTTP: one self-contained, offline-verifiable document per number.
 
 Guarantees: each request signs a checkpoint on demand (unless the newest one already covers the
-newest entry), so the bundle covers everything logged before it; the bundle holds only the
-key's tenant's entries (another tenant's number gives a bundle with no entries of theirs, as if
-the number had none); ``format=html`` renders the same bundle for printing. Nothing here
-appends to the log. Verify a bundle with ``consent-ledger verify-bundle FILE --key KEY``.
+newest entry: then the request only reads, and never waits for a writer), so the bundle covers
+everything logged before it; the bundle holds only the key's tenant's entries (another
+tenant's number gives a bundle with no entries of theirs, as if the number had none);
+``format=html`` renders the same bundle for printing. Nothing here appends to the log. Verify
+a bundle with ``consent-ledger verify-bundle FILE --key KEY``.
 """
 
 from __future__ import annotations

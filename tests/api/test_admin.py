@@ -6,6 +6,10 @@ from typing import Any
 
 import pytest
 
+from api.settings import Settings
+from api.signing import signer_for
+from projections.bundle_verify import verify_bundle
+
 from .conftest import (
     ENCODED,
     STOP_AT,
@@ -155,6 +159,126 @@ def test_assign_keeps_the_tenant_wide_opt_out_until_it_is_retracted(
     assert state(client, keys, "ACME_MKT")["state"] == "opted_out"
 
 
+def opt_out_unresolved(client: Client, keys: dict[str, str], text: str, umid: str) -> int:
+    """An opt-out naming a subaccount nobody registered: applied tenant-wide, unresolved."""
+    r = client.post(
+        "/v1/opt-outs",
+        json={"msisdn": "+6581968289", "subaccount": "NOT_REGISTERED", "text": text, "umid": umid},
+        headers=bearer(keys["ingest"]),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["unresolved"] is True
+    assert r.json()["scope"] == "tenant"
+    return int(r.json()["position"])
+
+
+def entries_from(client: Client, position: int) -> list[Any]:
+    store = client.app.state.services.ledger.store
+    return [s.entry for s in store.read_from(position, 100)]
+
+
+def test_assign_with_narrow_lifts_the_tenant_wide_opt_out_in_the_same_step(
+    client: Client, keys: dict[str, str], settings: Settings
+) -> None:
+    register(client, keys, "ACME_MKT", "ACME_CARE")
+    item = unresolved(client, keys)
+    assert state(client, keys, "ACME_CARE")["state"] == "opted_out"
+    before = head(client)
+
+    r = resolve(
+        client,
+        keys,
+        item,
+        action="assign",
+        subaccount="ACME_MKT",
+        narrow=True,
+        note="the ACME_MKT workflow used the tutorial body",
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["opt_out_position"] == before + 1
+    assert body["resolution_position"] == before + 2
+    assert body["retraction_position"] == before + 3 == head(client)
+    assert any("retracted in the same step" in n for n in body["notes"])
+    assert not any("/v1/retractions" in n for n in body["notes"])
+    written = entries_from(client, before + 1)
+    assert [e.type for e in written] == ["consent.revoked", "review.resolved", "entry.retracted"]
+    assert len({e.recorded_at for e in written}) == 1  # one append
+    assert written[2].event.position == item
+    assert "narrowed to subaccount 'ACME_MKT'" in written[2].event.reason
+    assert queue(client, keys) == []
+
+    mkt = state(client, keys, "ACME_MKT")
+    assert mkt["state"] == "opted_out"
+    assert mkt["decided_by"]["position"] == body["opt_out_position"]
+    assert mkt["decided_by"]["occurred_at"] == entries_from(client, item)[0].occurred_at
+    care = state(client, keys, "ACME_CARE")
+    assert care["state"] == "unknown"
+    assert care["allowed"] is True  # allowed again, after the explicit narrow only
+    # as known before the resolution the opt-out was tenant-wide: the past is unchanged
+    assert state(client, keys, "ACME_CARE", known_at=str(before))["state"] == "opted_out"
+    # and an offline verifier, folding the bundle's entries itself, comes to the same answer
+    bundle = client.get(f"/v1/evidence/ACME_CARE/{ENCODED}", headers=bearer(keys["audit"]))
+    assert bundle.status_code == 200, bundle.text
+    verified = verify_bundle(bundle.content, signer_for(settings).verifier_key)
+    assert verified.state == "unknown"
+    assert {e["position"] for e in bundle.json()["entries"]} >= {item, before + 3}
+
+
+def test_assign_without_narrow_writes_no_retraction(client: Client, keys: dict[str, str]) -> None:
+    register(client, keys, "ACME_MKT", "ACME_CARE")
+    item = unresolved(client, keys)
+    r = resolve(client, keys, item, action="assign", subaccount="ACME_MKT", note="mkt")
+    assert r.status_code == 200, r.text
+    assert r.json()["retraction_position"] is None
+    assert r.json()["resolution_position"] == head(client)
+    assert state(client, keys, "ACME_MKT")["state"] == "opted_out"
+    assert state(client, keys, "ACME_CARE")["state"] == "opted_out"
+
+
+@pytest.mark.parametrize("text", ["STOPALL", "stop all please"])
+def test_a_stopall_is_never_narrowed(client: Client, keys: dict[str, str], text: str) -> None:
+    register(client, keys, "ACME_MKT", "ACME_CARE")
+    item = opt_out_unresolved(client, keys, text, "u-stopall")
+    before = head(client)
+    refused = resolve(
+        client, keys, item, action="assign", subaccount="ACME_MKT", narrow=True, note="mkt"
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "by its keyword" in refused.json()["detail"]
+    assert head(client) == before
+    assert queue(client, keys) == [item]
+
+    r = resolve(client, keys, item, action="assign", subaccount="ACME_MKT", note="mkt")
+    assert r.status_code == 200, r.text  # assign without narrow: as ever
+    assert state(client, keys, "ACME_MKT")["decided_by"]["position"] == r.json()["opt_out_position"]
+    assert state(client, keys, "ACME_CARE")["state"] == "opted_out"
+
+
+@pytest.mark.parametrize("when", ["received", "now"])
+def test_an_opt_out_under_revoke_all_is_never_narrowed(
+    client: Client, keys: dict[str, str], when: str
+) -> None:
+    register(client, keys, "ACME_MKT", "ACME_CARE")
+    tenant = {"revoke_all": True}
+    if when == "received":
+        assert admin(client, keys, "PUT", "/v1/tenant", tenant).status_code == 200
+    item = opt_out_unresolved(client, keys, "STOP", "u-revoke-all")
+    if when == "received":
+        tenant = {"revoke_all": False}  # turned off since: the opt-out keeps its scope
+    assert admin(client, keys, "PUT", "/v1/tenant", tenant).status_code == 200
+    before = head(client)
+    refused = resolve(
+        client, keys, item, action="assign", subaccount="ACME_MKT", narrow=True, note="mkt"
+    )
+    assert refused.status_code == 422, refused.text
+    assert "revoke_all" in refused.json()["detail"]
+    assert head(client) == before
+    assert queue(client, keys) == [item]
+    assert state(client, keys, "ACME_CARE")["state"] == "opted_out"
+
+
 def test_dismissing_an_unresolved_opt_out_does_not_lift_it(
     client: Client, keys: dict[str, str]
 ) -> None:
@@ -178,6 +302,14 @@ def test_dismissing_an_unresolved_opt_out_does_not_lift_it(
         ("flagged", {"action": "dismiss"}, 400),
         ("flagged", {"action": "delete", "note": "x"}, 400),
         ("flagged", {"action": "dismiss", "note": "x", "extra": True}, 400),
+        ("flagged", {"action": "opt_out", "note": "x", "narrow": True}, 422),
+        ("unresolved", {"action": "dismiss", "note": "x", "narrow": True}, 422),
+        ("unresolved", {"action": "assign", "note": "x", "narrow": True}, 422),
+        (
+            "unresolved",
+            {"action": "assign", "subaccount": "ACME_MKT", "note": "x", "narrow": "maybe"},
+            400,
+        ),
     ],
 )
 def test_refused_resolutions_write_nothing(

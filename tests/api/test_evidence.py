@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sqlite3
+import stat
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,7 @@ from api.settings import Settings
 from api.signing import signer_for
 from projections.bundle_verify import verify_bundle
 from projections.evidence import FORMAT, STATEMENT
+from projections.ledger import ConsentLedger
 
 from .conftest import bearer, fixture_body, fixture_json
 
@@ -98,6 +103,27 @@ def test_a_later_entry_gets_a_newer_checkpoint(
     assert second["decision"]["state"] == "opted_in"
     assert second["timeline"][-1]["position"] == start["position"]
     verify_bundle(json.dumps(second), verifier_key(settings))
+
+
+def test_a_bundle_needing_no_new_checkpoint_does_not_wait_for_writers(
+    client: Client, keys: dict[str, str], settings: Settings
+) -> None:
+    """With the newest entry already covered by a checkpoint, a bundle is a pure read: it is
+    answered while another process holds the write lock."""
+    webhook(client, keys, fixture_body("inbound-sms-stop.json"))
+    first = bundle_of(client, keys)
+    assert first.json()["checkpoint"]["size"] == head(client)
+    writer = sqlite3.connect(settings.db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process's write transaction
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(bundle_of, client, keys)
+        try:
+            r = answer.result(timeout=20)
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+    assert r.status_code == 200, r.text
+    assert r.json()["checkpoint"] == first.json()["checkpoint"]
 
 
 def test_html_rendering(client: Client, keys: dict[str, str], settings: Settings) -> None:
@@ -307,6 +333,60 @@ def test_cli_bundle_to_stdout_for_a_tenant(
     document = json.loads(out)
     assert document["entries"] == []  # another tenant's entries never appear
     verify_bundle(out, document["checkpoint"]["verifier_key"])
+
+
+def record_stop(capsys: pytest.CaptureFixture[str], db: str) -> None:
+    code, _, err = run(capsys, "record", "--db", db, "--subaccount", "ACME_MKT",
+                       "--msisdn", MSISDN, "--action", "opt_out", "--text", "STOP")  # fmt: skip
+    assert code == 0, err
+
+
+def test_cli_bundles_are_owner_only_and_never_written_through_a_symlink(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    db = str(settings.db)
+    record_stop(capsys, db)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not to be overwritten")
+    (out_dir / "bundle.json").symlink_to(victim)  # planted where the bundle goes
+    previous = os.umask(0)
+    try:
+        code, _, err = run(capsys, "evidence", MSISDN, "--subaccount", "ACME_MKT", "--db", db,
+                           "-o", str(out_dir / "bundle.json"),
+                           "--html", str(out_dir / "bundle.html"))  # fmt: skip
+    finally:
+        os.umask(previous)
+    assert code == 0, err
+    assert victim.read_text() == "not to be overwritten"
+    assert sorted(p.name for p in out_dir.iterdir()) == ["bundle.html", "bundle.json"]
+    for name in ("bundle.json", "bundle.html"):
+        info = (out_dir / name).lstat()
+        assert stat.S_ISREG(info.st_mode), name
+        assert stat.S_IMODE(info.st_mode) == 0o600, name
+    assert json.loads((out_dir / "bundle.json").read_text())["format"] == FORMAT
+
+
+def test_cli_bundle_that_cannot_be_written_signs_nothing(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    db = str(settings.db)
+    record_stop(capsys, db)
+    code, out, err = run(capsys, "evidence", MSISDN, "--subaccount", "ACME_MKT", "--db", db,
+                         "-o", str(tmp_path / "bundle.json"),
+                         "--html", str(tmp_path / "missing" / "bundle.html"))  # fmt: skip
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "cannot write" in err
+    assert "missing/bundle.html" in err
+    assert sorted(p.name for p in tmp_path.iterdir() if "bundle" in p.name) == []
+    ledger = ConsentLedger(settings.db)
+    try:
+        assert ledger.latest_checkpoint() is None  # nothing was signed
+    finally:
+        ledger.close()
 
 
 INSTALLED = shutil.which("consent-ledger", path=str(Path(sys.executable).parent))

@@ -383,6 +383,24 @@ def test_the_key_is_created_on_first_start_owner_only(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
 
 
+def test_the_app_makes_its_directories_and_files_owner_only(tmp_path: Path) -> None:
+    """Even under umask 0: the data directory and the key's new directory 0700, the database,
+    its -wal/-shm, the writer-lock file and the signing key 0600."""
+    key = tmp_path / "keys" / "log.key"
+    settings = Settings(db=tmp_path / "data" / "ledger.db", checkpoint_interval=0, signing_key=key)
+    previous = os.umask(0)
+    try:
+        with TestClient(create_app(settings)):
+            files = [Path(f"{settings.db}{end}") for end in ("", "-wal", "-shm", "-writer-lock")]
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in files}
+    finally:
+        os.umask(previous)
+    assert modes == dict.fromkeys(modes, 0o600)
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
+    assert stat.S_IMODE(settings.signing_key_path.stat().st_mode) == 0o600
+
+
 def test_checkpoints_are_signed_in_the_background_and_shutdown_is_prompt(
     tmp_path: Path, keys_for: Any
 ) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -686,3 +688,110 @@ def test_append_each_interleaves_with_concurrent_appends(store: LogStore) -> Non
         t.join(60)
     assert not errors
     assert positions(store) == list(range(1, 4 * 50 + 20 * 5 + 1))
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """Run with umask 0: every mode checked is the one the code asks for, not the umask's."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("open_umask")
+class TestSqliteFilePermissions:
+    def test_a_new_database_and_every_file_beside_it_are_owner_only(self, tmp_path: Path) -> None:
+        path = tmp_path / "data" / "ledger.db"
+        store = SqliteLogStore(path)
+        try:
+            store.append([draft("k1")])  # the -wal and -shm exist from now on
+            assert store.read_from(1, 10)  # and a reader has them open
+            assert mode(path.parent) == 0o700
+            for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm", "ledger.db-writer-lock"):
+                assert mode(path.parent / name) == 0o600, name
+        finally:
+            store.close()
+
+    def test_wal_and_shm_made_later_are_owner_only_too(self, tmp_path: Path) -> None:
+        path = tmp_path / "ledger.db"
+        SqliteLogStore(path).close()  # the last connection removes -wal and -shm
+        assert not Path(f"{path}-wal").exists()
+        store = SqliteLogStore(path)
+        try:
+            store.append([draft("k1")])
+            assert mode(Path(f"{path}-wal")) == mode(Path(f"{path}-shm")) == 0o600
+        finally:
+            store.close()
+
+    def test_an_existing_directory_keeps_its_mode(self, tmp_path: Path) -> None:
+        shared = tmp_path / "shared"
+        shared.mkdir(mode=0o750)
+        SqliteLogStore(shared / "ledger.db").close()
+        assert mode(shared) == 0o750
+        assert mode(shared / "ledger.db") == 0o600
+
+
+class TestSqliteAppendBuilt:
+    """``append_built``: drafts made from reads inside the append's write transaction."""
+
+    def test_build_reads_the_newest_state(self, tmp_path: Path) -> None:
+        path = tmp_path / "store.db"
+        mine, other = SqliteLogStore(path), SqliteLogStore(path)  # two processes, say
+        try:
+            other.append([draft("theirs")])
+
+            def build(conn: sqlite3.Connection) -> list[Draft]:
+                head = conn.execute("SELECT max(position) FROM log").fetchone()[0]
+                return [draft(f"after-{head}")]
+
+            (appended,) = mine.append_built(build)
+            assert appended.stored.entry.key == "after-1"
+            assert appended.position == 2
+        finally:
+            mine.close()
+            other.close()
+
+    def test_no_other_append_comes_between_the_reads_and_the_entries(self, tmp_path: Path) -> None:
+        path = tmp_path / "store.db"
+        mine, other = SqliteLogStore(path), SqliteLogStore(path)
+        done = threading.Event()
+
+        def theirs() -> None:
+            other.append([draft("theirs")])
+            done.set()
+
+        racer = threading.Thread(target=theirs)
+
+        def build(conn: sqlite3.Connection) -> list[Draft]:
+            racer.start()
+            assert not done.wait(0.5)  # the other writer waits for this append to commit
+            head = conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0]
+            return [draft(f"after-{head}")]
+
+        try:
+            assert len(mine.append_built(build)) == 1
+            racer.join(10)
+            assert done.is_set()
+            assert [(s.position, s.entry.key) for s in everything(mine)] == [
+                (1, "after-0"),
+                (2, "theirs"),
+            ]
+        finally:
+            mine.close()
+            other.close()
+
+    def test_a_build_that_raises_writes_nothing(self, sqlite_store: SqliteLogStore) -> None:
+        def build(conn: sqlite3.Connection) -> list[Draft]:
+            raise InvalidInput("refused after a look at the log")
+
+        with pytest.raises(InvalidInput, match="refused"):
+            sqlite_store.append_built(build)
+        assert sqlite_store.append_built(lambda conn: []) == []
+        assert sqlite_store.head() == 0
+        assert sqlite_store.append([draft("k1")])[0].position == 1  # the writer is usable

@@ -1,0 +1,87 @@
+"""Subaccount configuration: policy versions stay one per change, even under concurrency."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.keywords import KeywordChanges
+from projections import config
+from projections.ledger import ConsentLedger
+
+TENANT, SUB = "acme", "ACME_MKT"
+
+
+def versions(ledger: ConsentLedger) -> list[int]:
+    entries = [s.entry for s in ledger.store.read_from(1, 100)]
+    return [e.event.policy_version for e in entries if e.type == "subaccount.configured"]
+
+
+def test_each_policy_change_makes_the_next_version(tmp_path: Path) -> None:
+    ledger = ConsentLedger(tmp_path / "ledger.db")
+    try:
+        ledger.configure_subaccount(TENANT, SUB, actor="test")
+        ledger.configure_subaccount(TENANT, SUB, actor="test", mode="strict")
+        ledger.configure_subaccount(TENANT, SUB, actor="test", default_region="SG")  # same policy
+        extra = KeywordChanges(add={"opt_out": ["UNSUB"]})
+        ledger.configure_subaccount(TENANT, SUB, actor="test", keywords=extra)
+        assert versions(ledger) == [1, 2, 2, 3]
+        settings = ledger.settings(TENANT, SUB)
+        assert settings is not None
+        assert settings.policy.name == f"{SUB}@3"
+    finally:
+        ledger.close()
+
+
+def test_an_unchanged_update_appends_nothing(tmp_path: Path) -> None:
+    ledger = ConsentLedger(tmp_path / "ledger.db")
+    try:
+        first = ledger.update_subaccount(TENANT, SUB, actor="test", mode="strict")
+        assert first is not None
+        assert ledger.update_subaccount(TENANT, SUB, actor="test", mode="strict") is None
+        assert ledger.update_subaccount(TENANT, SUB, actor="test") is None
+        assert ledger.head() == first.position
+    finally:
+        ledger.close()
+
+
+def test_concurrent_policy_changes_each_get_a_version_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writers (two processes, say) change the policy at once; the first one, having read
+    the current settings, is held up until the second has finished, if the second can."""
+    path = tmp_path / "ledger.db"
+    first, second = ConsentLedger(path), ConsentLedger(path)
+    first.configure_subaccount(TENANT, SUB, actor="test")  # version 1
+    second_done = threading.Event()
+    read = config.subaccount_settings
+
+    def slow_read(*args: Any, **kwargs: Any) -> Any:
+        found = read(*args, **kwargs)
+        if threading.current_thread().name == "first":
+            second_done.wait(1)  # the second writer may go ahead meanwhile, if it can
+        return found
+
+    monkeypatch.setattr(config, "subaccount_settings", slow_read)
+
+    def change_first() -> None:
+        first.configure_subaccount(TENANT, SUB, actor="first", mode="strict")
+
+    def change_second() -> None:
+        second.configure_subaccount(TENANT, SUB, actor="second", mode="conservative")
+        second_done.set()
+
+    try:
+        one = threading.Thread(target=change_first, name="first")
+        one.start()
+        two = threading.Thread(target=change_second, name="second")
+        two.start()
+        one.join(30)
+        two.join(30)
+        assert versions(first) == [1, 2, 3]  # never two different policies with one version
+    finally:
+        first.close()
+        second.close()
