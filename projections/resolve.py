@@ -153,7 +153,7 @@ def _target(
             "assign names the subaccount of an opt-out whose subaccount was unresolved; "
             "for a flagged message use opt_out (with a subaccount to choose another one)"
         )
-    target = subaccount or (received_on if item.kind == "flagged" else None)
+    target = subaccount or (received_on if item.kind in ("flagged", "check") else None)
     if target is None:
         raise InvalidInput(
             f"the opt-out at position {item.position} has no resolved subaccount; "
@@ -228,6 +228,11 @@ def _notes(
         if target is None:
             return ("dismissed: consent is unchanged",)
         return (f"opted out of subaccount {target!r} from {item.occurred_at}",)
+    if item.kind == "check":
+        kept = f"the opt-out at position {item.position} stays in force as recorded"
+        if target is None:
+            return ("dismissed: " + kept,)
+        return (f"opted out of subaccount {target!r} from {item.occurred_at}", kept)
     if narrow:
         return (
             f"opted out of subaccount {target!r} from {item.occurred_at}",

@@ -458,3 +458,21 @@ def test_a_small_body_is_kept_byte_for_byte(client: Client, keys: dict[str, str]
     assert evidence.raw_body is not None
     assert evidence.raw_body.encode() == body
     assert evidence.raw_length is None
+
+
+def test_an_opt_out_to_check_is_resolved_and_stays_in_force(
+    client: Client, keys: dict[str, str]
+) -> None:
+    _setup(client, keys)
+    body = {"msisdn": MSISDN, "subaccount": "ACME_MKT", "text": "START"}  # verb and text disagree
+    answer = _post(client, keys, Case("x", OPT_OUT, body, MKT)).json()
+    assert answer["flagged"]
+    r = client.post(
+        f"/v1/review/{answer['position']}/resolve",
+        json={"action": "dismiss", "note": "the workflow sent START by mistake; keep it"},
+        headers=bearer(keys["admin"]),
+    )
+    assert r.status_code == 200, r.text
+    assert "stays in force" in " ".join(r.json()["notes"])
+    assert not _allowed(client, keys["check"], "ACME_MKT", MSISDN)
+    assert client.app.state.services.ledger.review_queue("default") == []
