@@ -35,6 +35,7 @@ from ledger.errors import (
     LedgerError,
     MigrationError,
     NotFound,
+    Stale,
     StoreUnavailable,
 )
 
@@ -91,6 +92,7 @@ def unavailable(
 
 _STATUS: tuple[tuple[type[LedgerError], int, str], ...] = (
     (StoreUnavailable, 503, "store-unavailable"),
+    (Stale, 503, "settings-changing"),
     (MigrationError, 503, "schema-not-current"),
     (NotFound, 404, "not-found"),
     (Conflict, 409, "idempotency-conflict"),
@@ -98,6 +100,7 @@ _STATUS: tuple[tuple[type[LedgerError], int, str], ...] = (
 )
 _UNAVAILABLE = {
     "store-unavailable": "the store cannot take this request now",
+    "settings-changing": "the settings this request depends on kept changing; retry",
     "schema-not-current": "the database schema is not current",
 }
 

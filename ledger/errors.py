@@ -43,6 +43,11 @@ class Conflict(LedgerError):
     """An idempotency key reused with a different request."""
 
 
+class Stale(LedgerError):
+    """What a request read before appending changed before its append; nothing was written:
+    read again and retry."""
+
+
 class StoreUnavailable(LedgerError):
     """The store cannot accept writes now (disk full, read-only, locked); nothing was written."""
 

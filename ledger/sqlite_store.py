@@ -42,11 +42,11 @@ from ledger.entries import (
     leaf_hash,
     new_salt,
 )
-from ledger.errors import LedgerError, NotFound, RetractionError, StoreUnavailable
+from ledger.errors import LedgerError, NotFound, RetractionError, Stale, StoreUnavailable
 from ledger.events import RETRACTABLE_TYPES, EntryRetracted, event_type
 from ledger.files import PRIVATE_FILE_MODE, create_private_file, make_private_dir
 from ledger.migrate import migrate
-from ledger.store import Appended, Draft, StoredEntry
+from ledger.store import Appended, Draft, StoredEntry, Unchanged
 from ledger.timefmt import format_time, utc_now
 
 try:
@@ -557,6 +557,8 @@ class SqliteLogStore:
         start = len(cursor.items)
         for draft in drafts:
             item = None
+            if draft.unchanged is not None:
+                _check_unchanged(conn, draft.unchanged)
             if not isinstance(draft.event, EntryRetracted) or not _taken(conn, draft):
                 item = self._insert(conn, draft, cursor)  # None: the key is taken
             if item is None:
@@ -664,6 +666,19 @@ def _original(conn: sqlite3.Connection, draft: Draft) -> StoredEntry:
         (draft.tenant, draft.key),
     ).fetchone()
     return StoredEntry(*row)
+
+
+def _check_unchanged(conn: sqlite3.Connection, guard: Unchanged) -> None:
+    """Raise ``Stale`` when an entry of ``guard.types`` of its tenant follows its position
+    (entries written earlier in this transaction included)."""
+    marks = ",".join("?" * len(guard.types))
+    found = conn.execute(
+        f"SELECT position FROM log WHERE type IN ({marks}) AND {RARE_TYPES} "  # noqa: S608
+        "AND position > ? AND tenant = ? LIMIT 1",
+        (*guard.types, guard.position, guard.tenant),
+    ).fetchone()
+    if found is not None:
+        raise Stale(f"the settings read changed at position {found[0]}; read again and retry")
 
 
 def _check_retraction(conn: sqlite3.Connection, tenant: str, target: int) -> None:

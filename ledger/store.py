@@ -30,6 +30,18 @@ class Draft(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Canonical RFC 3339; ``None`` means "when recorded" (configuration, admin actions)."""
     event: Event
     evidence: Evidence | None = None
+    unchanged: Unchanged | None = None
+    """A precondition checked under the write lock: when it no longer holds, nothing of the
+    call is written and ``Stale`` is raised (the caller reads again and retries)."""
+
+
+class Unchanged(msgspec.Struct, frozen=True, gc=False):
+    """What a read-then-append decision read still holds: no entry of ``types`` of ``tenant``
+    was appended after ``position`` (e.g. no configuration changed the policy it used)."""
+
+    tenant: str
+    types: tuple[str, ...]
+    position: int
 
 
 class StoredEntry(msgspec.Struct, frozen=True, gc=False):

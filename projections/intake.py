@@ -15,6 +15,10 @@ Guarantees:
   number, text, kind or (not covering) subaccount is no duplicate — the opt-out is recorded
   under a key derived from it and flagged for review (an opt-in so reused is a ``Conflict``);
 - a value that is not a well-formed id never enters the signed entry, only its digest;
+- the policy, the subaccount and the tenant's ``revoke_all`` an entry was decided by are the
+  ones in force when it is appended: a configuration appended in between (by another request,
+  or earlier in the same group commit) makes the store refuse the append as ``Stale``, and the
+  request is read and decided again;
 - a ``none`` message is answered and never stored; every refusal raises before anything is
   written.
 """
@@ -27,7 +31,7 @@ from typing import Literal
 import msgspec
 
 from ledger.entries import Entry, Evidence, decode_evidence
-from ledger.errors import Conflict, InvalidInput, InvalidTime, UnknownSubaccount
+from ledger.errors import Conflict, InvalidInput, InvalidTime, Stale, UnknownSubaccount
 from ledger.events import (
     ConsentGranted,
     ConsentRevoked,
@@ -38,7 +42,7 @@ from ledger.events import (
 )
 from ledger.keywords import Classification, KeywordChanges, Policy
 from ledger.msisdn import to_e164
-from ledger.store import Appended, Draft
+from ledger.store import Appended, Draft, Unchanged
 from ledger.timefmt import FUTURE_TOLERANCE, format_time, parse_time
 from projections.config import SubaccountSettings
 from projections.ids import is_subaccount_id, key_part, new_key, reused_key, usable_id
@@ -62,6 +66,11 @@ _TYPE_OF_ACTION = {
 
 SUBJECT = "data-subject"
 """The actor of an entry the person themself performed (a reply, a form)."""
+
+CONFIGURATION_TYPES = ("subaccount.configured", "tenant.configured")
+"""Entry types that change how a request is decided (policy, region, ``revoke_all``)."""
+ATTEMPTS = 5
+"""How often a request is decided again when configuration changed under it (``Stale``)."""
 
 TENANT_POLICY_ID = "all-subaccounts"
 """The policy id of a classification made without a resolved subaccount: the default lists plus
@@ -132,20 +141,29 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     read), to tell a retry from another request under the same key."""
     subaccount: str | None
     """The subaccount as the request named it, for ``strict`` comparisons."""
+    request: IntakeRequest
+    """The request itself, to decide it again when its configuration changed (``Stale``)."""
 
 
 def record(ledger: ConsentLedger, req: IntakeRequest) -> IntakeResult:
     """Classify, resolve and append one request; see the module guarantees."""
-    prepared = prepare(ledger, req)
-    if isinstance(prepared, IntakeResult):
-        return prepared
-    results = ledger.append(prepared.drafts)
-    again = _again(ledger, prepared, results)
-    if isinstance(again, Exception):
-        raise again
-    if again is not None:
-        prepared, results = again, ledger.append(again.drafts)
-    return complete(prepared, results)
+    for attempt in range(ATTEMPTS):
+        prepared = prepare(ledger, req)
+        if isinstance(prepared, IntakeResult):
+            return prepared
+        try:
+            results = ledger.append(prepared.drafts)
+        except Stale:
+            if attempt == ATTEMPTS - 1:
+                raise
+            continue
+        again = _again(ledger, prepared, results)
+        if isinstance(again, Exception):
+            raise again
+        if again is not None:
+            prepared, results = again, ledger.append(again.drafts)
+        return complete(prepared, results)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def record_each(
@@ -155,10 +173,16 @@ def record_each(
     error in its place. A request whose key named another request is appended again, under a
     derived key, in one more group."""
     items: list[Prepared] = list(prepared)
-    outcomes = ledger.append_each([p.drafts for p in items])
+    outcomes: list[list[Appended] | Exception | IntakeResult]
+    outcomes = list(ledger.append_each([p.drafts for p in items]))
+    for _ in range(ATTEMPTS - 1):
+        stale = [i for i, o in enumerate(outcomes) if isinstance(o, Stale)]
+        if not stale:
+            break
+        _decide_again(ledger, items, outcomes, stale)
     retry: dict[int, Prepared] = {}
     for i, outcome in enumerate(outcomes):
-        if isinstance(outcome, Exception):
+        if isinstance(outcome, Exception | IntakeResult):
             continue
         again = _again(ledger, items[i], outcome)
         if isinstance(again, Exception):
@@ -170,15 +194,39 @@ def record_each(
         for (i, p), outcome in zip(retry.items(), second, strict=True):
             items[i], outcomes[i] = p, outcome
     return [
-        o if isinstance(o, Exception) else complete(p, o)
+        o if isinstance(o, Exception | IntakeResult) else complete(p, o)
         for p, o in zip(items, outcomes, strict=True)
     ]
+
+
+def _decide_again(
+    ledger: ConsentLedger,
+    items: list[Prepared],
+    outcomes: list[list[Appended] | Exception | IntakeResult],
+    stale: Sequence[int],
+) -> None:
+    """Decide the ``stale`` requests again and append them as one more group, in place."""
+    redo: list[int] = []
+    for i in stale:
+        try:
+            found = prepare(ledger, items[i].request)
+        except Exception as exc:  # refused now (e.g. its subaccount's policy changed)
+            outcomes[i] = exc
+            continue
+        if isinstance(found, IntakeResult):
+            outcomes[i] = found
+        else:
+            items[i] = found
+            redo.append(i)
+    for i, outcome in zip(redo, ledger.append_each([items[i].drafts for i in redo]), strict=True):
+        outcomes[i] = outcome
 
 
 def prepare(ledger: ConsentLedger, req: IntakeRequest) -> Prepared | IntakeResult:
     """The drafts ``req`` appends, or the final result of a ``none`` message (nothing to store);
     raises, before anything is written, for a request that is refused."""
     received = format_time(ledger.clock())
+    read_at = ledger.head()  # before any setting is read: see the module guarantees
     body_name = _subaccount_id(req.subaccount)
     settings = ledger.settings(req.tenant, body_name) if body_name else None
     if settings is None and req.url_subaccount is not None:
@@ -224,6 +272,8 @@ def prepare(ledger: ConsentLedger, req: IntakeRequest) -> Prepared | IntakeResul
             evidence=req.evidence,
         )
     )
+    guard = Unchanged(tenant=req.tenant, types=CONFIGURATION_TYPES, position=read_at)
+    drafts[0] = msgspec.structs.replace(drafts[0], unchanged=guard)  # before the call writes
     return Prepared(
         drafts=tuple(drafts),
         msisdn=msisdn,
@@ -234,6 +284,7 @@ def prepare(ledger: ConsentLedger, req: IntakeRequest) -> Prepared | IntakeResul
         strict=req.verb == "opt_in",
         occurred_at=_given_time(req),
         subaccount=subaccount or body_name,
+        request=req,
     )
 
 
@@ -290,9 +341,10 @@ def _again(
     rekeyed = msgspec.structs.replace(
         draft, key=reused_key(draft.key, prepared.msisdn, prepared.text), event=event
     )
+    settled = [msgspec.structs.replace(d, unchanged=None) for d in (*prepared.drafts[:-1], rekeyed)]
     return msgspec.structs.replace(
         prepared,
-        drafts=(*prepared.drafts[:-1], rekeyed),
+        drafts=tuple(settled),
         notes=(*prepared.notes, f"{reason}: recorded as a new entry and queued for review"),
     )
 

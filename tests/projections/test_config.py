@@ -85,3 +85,69 @@ def test_concurrent_policy_changes_each_get_a_version_of_their_own(
     finally:
         first.close()
         second.close()
+
+
+def test_intake_is_decided_again_when_configuration_changes_under_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A STOP decided under one setting, while another writer turns revoke_all on before the
+    STOP is appended, is decided again: it is recorded tenant-wide, as revoke_all then says."""
+    from projections import intake
+
+    path = tmp_path / "ledger.db"
+    ledger, other = ConsentLedger(path), ConsentLedger(path)
+    try:
+        ledger.configure_subaccount(TENANT, SUB, actor="test")
+        original = intake.prepare
+        changed: list[bool] = []
+
+        def prepare_then_change(led: ConsentLedger, req: Any) -> Any:
+            prepared = original(led, req)
+            if not changed:  # the first decision is overtaken by another writer
+                changed.append(True)
+                other.configure_tenant(TENANT, revoke_all=True, actor="test")
+            return prepared
+
+        monkeypatch.setattr(intake, "prepare", prepare_then_change)
+        request = intake.IntakeRequest(
+            tenant=TENANT, subaccount=SUB, msisdn="+6581968289", method="api", verb="opt_out"
+        )
+        result = intake.record(ledger, request)
+        assert result.entry is not None
+        assert result.entry.event.scope == "tenant"  # type: ignore[union-attr]
+        assert result.entry.event.revoke_all is True  # type: ignore[union-attr]
+        assert ledger.head() == 3  # configuration, revoke_all, the one STOP
+    finally:
+        ledger.close()
+        other.close()
+
+
+def test_a_webhook_batch_sees_a_subaccount_registered_earlier_in_its_group(
+    tmp_path: Path,
+) -> None:
+    """Two STOPs for a new subaccount in one group commit: one registration, and both opt-outs
+    under the registered policy (the second, overtaken by the first's registration, is decided
+    again)."""
+    from projections import intake
+
+    ledger = ConsentLedger(tmp_path / "ledger.db")
+    try:
+        requests = [
+            intake.IntakeRequest(
+                tenant=TENANT,
+                subaccount="NEW_SUB",
+                msisdn=number,
+                method="8x8-webhook",
+                text="STOP",
+                register_subaccount=True,
+            )
+            for number in ("+6581968289", "+6591234567")
+        ]
+        prepared = [intake.prepare(ledger, r) for r in requests]
+        results = intake.record_each(ledger, prepared)  # type: ignore[arg-type]
+        assert [r.outcome for r in results] == ["opted_out", "opted_out"]  # type: ignore[union-attr]
+        types = [s.entry.type for s in ledger.store.read_from(1, 10)]
+        assert types == ["subaccount.configured", "consent.revoked", "consent.revoked"]
+        assert results[1].entry.event.policy == "NEW_SUB@1"  # type: ignore[union-attr]
+    finally:
+        ledger.close()
