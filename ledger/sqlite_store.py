@@ -29,9 +29,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
-
-import msgspec
 
 from ledger import tree
 from ledger.entries import (
@@ -46,7 +43,7 @@ from ledger.errors import LedgerError, NotFound, RetractionError, Stale, StoreUn
 from ledger.events import RETRACTABLE_TYPES, EntryRetracted, event_type
 from ledger.files import PRIVATE_FILE_MODE, create_private_file, make_private_dir
 from ledger.migrate import migrate
-from ledger.store import Appended, Draft, StoredEntry, Unchanged
+from ledger.store import Appended, Committed, Draft, Projector, StoredEntry, Unchanged
 from ledger.timefmt import format_time, utc_now
 
 try:
@@ -67,28 +64,6 @@ RARE_TYPES = (
 )
 """The condition of the partial index ``log_by_rare_type`` (migration 0006): a query that
 searches the log by a rare entry type must include it verbatim, or SQLite scans the log."""
-
-
-class Committed(msgspec.Struct, frozen=True, gc=False):
-    """An entry being applied: its stored form and its decoded document (plain data, not
-    tracked by the garbage collector: a replay makes millions of them)."""
-
-    stored: StoredEntry
-    entry: Entry
-
-
-class Projector(Protocol):
-    """Something kept in step with the log inside the append transaction."""
-
-    name: str
-
-    def apply(self, conn: sqlite3.Connection, items: Sequence[Committed]) -> None:
-        """Apply ``items`` (consecutive, in position order); may raise a ``LedgerError``."""
-        ...
-
-    def reset(self, conn: sqlite3.Connection) -> None:
-        """Forget everything applied (before a rebuild)."""
-        ...
 
 
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -173,7 +148,7 @@ class SqliteLogStore:
     def __init__(
         self,
         path: str | Path,
-        projectors: Sequence[Projector] = (),
+        projectors: Sequence[Projector[sqlite3.Connection]] = (),
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.path = Path(path)

@@ -11,7 +11,7 @@ Guarantees every adapter gives (checked by one contract test suite):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -67,6 +67,32 @@ class Appended(msgspec.Struct, frozen=True, gc=False):
     def position(self) -> int:
         """Position of the new entry, or of the original one for a duplicate."""
         return self.stored.position
+
+
+class Committed(msgspec.Struct, frozen=True, gc=False):
+    """An entry being applied: its stored form and its decoded document (plain data, not
+    tracked by the garbage collector: a replay makes millions of them)."""
+
+    stored: StoredEntry
+    entry: Entry
+
+
+TxT_contra = TypeVar("TxT_contra", contravariant=True)
+
+
+class Projector(Protocol[TxT_contra]):
+    """Something kept in step with the log inside the append transaction. ``TxT_contra`` is the
+    adapter's transaction, as the adapter hands it to the projectors written for it."""
+
+    name: str
+
+    def apply(self, tx: TxT_contra, items: Sequence[Committed]) -> None:
+        """Apply ``items`` (consecutive, in position order); may raise a ``LedgerError``."""
+        ...
+
+    def reset(self, tx: TxT_contra) -> None:
+        """Forget everything applied (before a rebuild)."""
+        ...
 
 
 class LogStore(Protocol):

@@ -15,7 +15,7 @@ import msgspec
 
 from ledger.events import SubaccountConfigured, TenantConfigured, Unknown
 from ledger.keywords import KeywordChanges, Mode, Policy
-from ledger.sqlite_store import Committed
+from ledger.store import Committed
 from projections.positions import set_position
 
 

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from ledger.events import ConsentGranted, ConsentRevoked, EntryRetracted
-from ledger.sqlite_store import Committed
+from ledger.store import Committed
 from projections.positions import set_position
 
 TENANT_SCOPE = ""

@@ -13,8 +13,7 @@ from contextlib import contextmanager
 from typing import Protocol, runtime_checkable
 
 from ledger.entries import decode_entry
-from ledger.sqlite_store import Committed, Projector
-from ledger.store import StoredEntry
+from ledger.store import Committed, Projector, StoredEntry
 from projections.ledger import ConsentLedger
 
 PROJECTION_TABLES = (
@@ -43,7 +42,7 @@ class Replaying(Protocol):
 
 def replay(
     conn: sqlite3.Connection,
-    projectors: list[Projector],
+    projectors: list[Projector[sqlite3.Connection]],
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Reset ``projectors`` and apply the whole log to them on ``conn``; returns entries applied.
@@ -57,7 +56,7 @@ def replay(
 
 def _replay_log(
     conn: sqlite3.Connection,
-    projectors: list[Projector],
+    projectors: list[Projector[sqlite3.Connection]],
     progress: Callable[[int], None] | None,
 ) -> int:
     """Reset ``projectors`` and feed them the log in batches (``finish`` still to come)."""
@@ -81,7 +80,7 @@ def _replay_log(
             progress(count)
 
 
-def _finish(conn: sqlite3.Connection, projectors: list[Projector]) -> None:
+def _finish(conn: sqlite3.Connection, projectors: list[Projector[sqlite3.Connection]]) -> None:
     for projector in projectors:
         if isinstance(projector, Replaying):
             projector.finish_replay(conn)

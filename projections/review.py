@@ -21,7 +21,7 @@ from ledger.events import (
     ReviewFlagged,
     ReviewResolved,
 )
-from ledger.sqlite_store import Committed
+from ledger.store import Committed
 from projections.positions import set_position
 
 

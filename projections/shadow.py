@@ -18,8 +18,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from ledger.entries import Entry
-from ledger.sqlite_store import Committed, Projector
-from ledger.store import StoredEntry
+from ledger.store import Committed, Projector, StoredEntry
 from projections.rebuild import PROJECTION_TABLES
 
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+", re.IGNORECASE)
@@ -29,7 +28,7 @@ _CREATE_INDEX = re.compile(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+", re.IGNORECASE)
 class ShadowReplay:
     """Shadow projection tables on ``conn`` and the projectors that fill them."""
 
-    def __init__(self, conn: sqlite3.Connection, projectors: Sequence[Projector]) -> None:
+    def __init__(self, conn: sqlite3.Connection, projectors: Sequence[Projector[sqlite3.Connection]]) -> None:
         """Create the (empty) shadows on ``conn`` and reset ``projectors`` onto them."""
         self.conn = conn
         self.projectors = list(projectors)

@@ -26,8 +26,7 @@ from litestar.testing import TestClient
 
 from ledger.errors import StoreUnavailable
 from ledger.events import ConsentRevoked
-from ledger.sqlite_store import Committed
-from ledger.store import Draft
+from ledger.store import Committed, Draft
 from projections.ledger import ConsentLedger
 from projections.rebuild import matches_rebuild
 
