@@ -18,7 +18,8 @@ from typing import TypeAlias
 import msgspec
 
 from api.settings import Settings
-from projections.ledger import ConsentLedger
+from projections.ledger import ConsentLedger, database_path
+from projections.ledger import open_ledger as open_ledger_at
 
 DEFAULT_DB = Path("~/.local/share/consent-ledger/ledger.db")
 Handler = Callable[[argparse.Namespace], int]
@@ -61,15 +62,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """Settings for the database and key named on the command line (or the environment)."""
     key = args.signing_key or os.environ.get("CONSENT_LEDGER_SIGNING_KEY")
     return Settings(
-        db=Path(args.db).expanduser(),
+        db=database_path(args.db),
         origin=args.origin,
         signing_key=Path(key).expanduser() if key else None,
     )
 
 
 def open_ledger(args: argparse.Namespace) -> ConsentLedger:
-    """Open (creating privately and migrating if needed) the database named by ``args.db``."""
-    return ConsentLedger(Path(args.db).expanduser())
+    """Open (creating privately and migrating if needed) the database named by ``args.db``:
+    every command that opens the ledger does it here (``projections.ledger.open_ledger``)."""
+    return open_ledger_at(args.db)
 
 
 def emit(value: object) -> None:

@@ -11,30 +11,25 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-from api.cli.common import Subparsers, db_option, emit
+from api.cli.common import Subparsers, db_option, emit, open_ledger
 from api.keys import SCOPES, create_key, list_keys, parse_scopes, revoke_key
 from ledger.errors import InvalidInput
+from projections.ledger import ConsentLedger
 
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from ledger.migrate import migrate
-    from ledger.sqlite_store import connect
-
-    conn = connect(Path(args.db).expanduser())
+    ledger = open_ledger(args)
     try:
-        migrate(conn)
-        action: Callable[[Any, argparse.Namespace], int] = args.key_action
-        return action(conn, args)
+        action: Callable[[ConsentLedger, argparse.Namespace], int] = args.key_action
+        return action(ledger, args)
     finally:
-        conn.close()
+        ledger.close()
 
 
-def _keys_create(conn: Any, args: argparse.Namespace) -> int:
+def _keys_create(ledger: ConsentLedger, args: argparse.Namespace) -> int:
     if args.operator:
         if args.scopes is not None:
             raise InvalidInput("operator keys act on the whole log; --scopes is for tenant keys")
@@ -46,20 +41,24 @@ def _keys_create(conn: Any, args: argparse.Namespace) -> int:
         if args.scopes is None:
             raise InvalidInput(f"--scopes is required for a tenant key ({','.join(SCOPES)})")
         scopes = parse_scopes(args.scopes)
-    sys.stdout.write(create_key(conn, tenant=tenant, scopes=scopes, label=args.label) + "\n")
+    with ledger.store.write_transaction() as conn:
+        key = create_key(conn, tenant=tenant, scopes=scopes, label=args.label)
+    sys.stdout.write(key + "\n")
     return 0
 
 
-def _keys_list(conn: Any, args: argparse.Namespace) -> int:
-    for info in list_keys(conn):
+def _keys_list(ledger: ConsentLedger, args: argparse.Namespace) -> int:
+    for info in list_keys(ledger.store.reader()):
         if args.tenant is None or info.tenant == args.tenant:
             emit(info)
     return 0
 
 
-def _keys_revoke(conn: Any, args: argparse.Namespace) -> int:
-    revoke_key(conn, args.id)
-    emit(next(info for info in list_keys(conn) if info.id == args.id))
+def _keys_revoke(ledger: ConsentLedger, args: argparse.Namespace) -> int:
+    with ledger.store.write_transaction() as conn:
+        revoke_key(conn, args.id)
+        revoked = next(info for info in list_keys(conn) if info.id == args.id)
+    emit(revoked)
     return 0
 
 

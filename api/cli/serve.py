@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 import msgspec
 
 from api.cli.common import Subparsers, db_option
 from ledger.errors import InvalidInput
+from projections.ledger import database_path
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -22,7 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
     from api.settings import ENV_PREFIX, Settings
 
     given = {
-        "db": Path(args.db).expanduser().resolve(),
+        "db": database_path(args.db).resolve(),
         "origin": args.origin,
         "checkpoint_interval": args.checkpoint_interval,
         "log_format": args.log_format,
