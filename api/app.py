@@ -32,7 +32,7 @@ from api.lanes import BatchLane, Lane
 from api.routes import admin, audit, consent, evidence, intake, log, ops
 from api.settings import Settings
 from api.state import Services
-from projections.ledger import ConsentLedger
+from projections.ledger import open_ledger
 
 ROUTE_MODULES = [ops, intake, consent, audit, admin, log, evidence]
 DOCS_ASSETS = "/schema/assets"
@@ -107,7 +107,7 @@ def create_app(settings: Settings) -> Litestar:
         loop = asyncio.get_running_loop()
         readers = ThreadPoolExecutor(settings.reader_threads, "consent-ledger-reader")
         loop.set_default_executor(readers)  # where sync handlers run
-        ledger = ConsentLedger(settings.db)
+        ledger = open_ledger(settings.db)
         lane = Lane(loop, "consent-ledger-lane")
         writers = ThreadPoolExecutor(settings.writer_threads, "consent-ledger-writer")
         services = Services(settings=settings, ledger=ledger, lane=lane, writers=writers)

@@ -32,8 +32,7 @@ from api import logs
 from api.keys import SCOPES, create_key, has_keys
 from api.listeners import worker_listener
 from api.settings import Settings
-from ledger.migrate import migrate
-from ledger.sqlite_store import connect
+from projections.ledger import open_ledger
 
 BOOTSTRAP_TENANT = "default"
 """The tenant whose admin key ``serve`` creates on an empty database."""
@@ -45,14 +44,14 @@ ADDRESS_IN_USE = 3
 """Exit code when the address cannot be listened on (uvicorn's own start-up failure code)."""
 
 
-def bootstrap(db: Path) -> str | None:
-    """Create and migrate ``db``; on a database without any API key, create tenant ``default``'s
-    admin key and return it (``None`` otherwise). Two processes racing get at most one key."""
-    conn = connect(db)
+def bootstrap(location: str | Path) -> str | None:
+    """Create and migrate the database at ``location`` (``projections.ledger.open_ledger``); on
+    a database without any API key, create tenant ``default``'s admin key and return it
+    (``None`` otherwise). Two processes racing get at most one key (both decide inside the
+    store's exclusive write transaction)."""
+    ledger = open_ledger(location)
     try:
-        migrate(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with ledger.store.write_transaction() as conn:
             key = None
             if not has_keys(conn):
                 key = create_key(
@@ -61,12 +60,8 @@ def bootstrap(db: Path) -> str | None:
                     scopes=list(SCOPES),
                     label="bootstrap admin (created by serve)",
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
-        conn.close()
+        ledger.close()
     return key
 
 

@@ -370,7 +370,8 @@ class SqliteLogStore:
 
     @contextmanager
     def write_transaction(self) -> Iterator[sqlite3.Connection]:
-        """An exclusive write transaction on the writer connection (maintenance: rebuild)."""
+        """An exclusive write transaction on the writer connection, committed when the block
+        ends and rolled back if it raises (maintenance: rebuild; API keys)."""
         with self._write_lock, self._exclusive():
             self._begin()
             try:

@@ -373,6 +373,28 @@ class ConsentLedger:
         return checkpoint_log.latest(self.store.reader())
 
 
+def database_path(location: str | Path) -> Path:
+    """The SQLite file that ``location`` names.
+
+    ``location`` is what ``--db`` or ``$CONSENT_LEDGER_DB`` gives: a filesystem path today (``~``
+    expanded). A later version also accepts a URL naming another storage engine; this is the one
+    place that tells the two apart.
+    """
+    return Path(location).expanduser()
+
+
+def open_ledger(location: str | Path, clock: Callable[[], datetime] = utc_now) -> ConsentLedger:
+    """Open the ledger at ``location`` (a ``--db`` value, see ``database_path``).
+
+    The server, its bootstrap key and every command open their database here, so each gets the
+    same settings: a missing database is created privately (directory 0700, file 0600) and every
+    pending migration is applied before this returns; the store's durability settings apply to
+    every connection (``ledger.sqlite_store``). The caller closes the ledger. (``verify`` alone
+    reads a database without opening it here: it must never create, migrate or write one.)
+    """
+    return ConsentLedger(database_path(location), clock)
+
+
 def _unchanged(current: SubaccountSettings | None, event: object) -> bool:
     """Whether configuration ``event`` would leave ``current`` settings as they are."""
     return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import api
 from api.cli import main
 from ledger.entries import decode_evidence
 from projections.ledger import ConsentLedger
@@ -418,6 +420,35 @@ def test_console_script(tmp_path: Path) -> None:
     assert failed.returncode != 0
     assert failed.stdout == ""
     assert len(failed.stderr.splitlines()) == 1, failed.stderr
+
+
+def test_python_m_api_cli_is_the_same_command(tmp_path: Path) -> None:
+    db = str(tmp_path / "ledger.db")
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "init", "--db", db],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"database": db, "log_position": 0}
+
+
+def test_one_function_opens_the_database() -> None:
+    """Every command and the server open their database through
+    ``projections.ledger.open_ledger``: nothing in ``api`` constructs the ledger or its store,
+    or connects to SQLite, itself (``verify``'s read-only connection aside)."""
+    root = Path(api.__file__).parent
+    allowed = {("cli/log.py", "connect")}  # verify: never creates, migrates or writes
+    found = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if name in {"connect", "ConsentLedger", "SqliteLogStore"}:
+                    found.add((path.relative_to(root).as_posix(), name))
+    assert found == allowed
 
 
 def test_subaccount_set_registers_and_configures_then_lists(run: Run) -> None:

@@ -17,8 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from api.bundle_html import render_html
-from api.cli import command, db_options, emit, open_ledger
-from api.cli_log import settings_from
+from api.cli.common import Subparsers, db_options, emit, key_options, open_ledger, settings_from
 from api.signing import signer_for
 from ledger.errors import InvalidInput
 from ledger.files import PrivateReplacement
@@ -27,7 +26,6 @@ from projections.evidence import build_bundle, encode_bundle
 from projections.ids import valid_subaccount
 
 
-@command("evidence")
 def _evidence(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     with ExitStack() as outputs:
@@ -67,7 +65,6 @@ def _evidence(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("verify-bundle")
 def _verify_bundle(args: argparse.Namespace) -> int:
     try:
         document = Path(args.file).read_bytes()
@@ -99,7 +96,7 @@ def _publish(output: PrivateReplacement, data: bytes) -> None:
         raise InvalidInput(f"cannot write {output.path}: {exc.strerror or exc}") from exc
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parsers(sub: Subparsers) -> None:
     """Add ``evidence`` and ``verify-bundle``."""
     p = sub.add_parser(
         "evidence",
@@ -111,12 +108,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                    help="where to write the JSON bundle ('-' for stdout)")  # fmt: skip
     p.add_argument("--html", metavar="FILE", help="also write a printable HTML rendering")
     db_options(p)
-    p.add_argument("--origin", default="consent-ledger", help="checkpoint origin / key name")
-    p.add_argument(
-        "--signing-key",
-        help="Ed25519 key file (default: <db>.signing-key beside the database; "
-        "env CONSENT_LEDGER_SIGNING_KEY)",
-    )
+    key_options(p)
+    p.set_defaults(handler=_evidence)
     p = sub.add_parser(
         "verify-bundle",
         help="verify an evidence bundle offline (no database): signature, proofs, evidence, "
@@ -125,3 +118,4 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("file", help="the JSON bundle")
     p.add_argument("--key", required=True, metavar="VERIFIER_KEY",
                    help="the log's verifier key (consent-ledger signing-key show)")  # fmt: skip
+    p.set_defaults(handler=_verify_bundle)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sqlite3
 import sys
 import time
@@ -21,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from api.cli import command, db_options, emit, open_ledger
+from api.cli.common import Subparsers, db_options, emit, key_options, open_ledger, settings_from
 from api.settings import Settings
 from api.signing import signer_for
 from ledger.checkpoint import load_or_create_signing_key, parse_verifier_key
@@ -39,34 +38,12 @@ or on a terminal)."""
 _CACHE_KIB = 256 * 1024
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    """Settings for the database and key named on the command line (or the environment)."""
-    key = args.signing_key or os.environ.get("CONSENT_LEDGER_SIGNING_KEY")
-    return Settings(
-        db=Path(args.db).expanduser(),
-        origin=args.origin,
-        signing_key=Path(key).expanduser() if key else None,
-    )
-
-
-def _key_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--origin", default="consent-ledger", help="checkpoint origin / key name")
-    p.add_argument(
-        "--signing-key",
-        help="Ed25519 key file (default: <db>.signing-key beside the database; "
-        "env CONSENT_LEDGER_SIGNING_KEY)",
-        default=None,
-    )
-
-
-@command("signing-key")
 def _signing_key(args: argparse.Namespace) -> int:
     signer = signer_for(settings_from(args))
     sys.stdout.write(signer.verifier_key + "\n")
     return 0
 
 
-@command("checkpoint")
 def _checkpoint(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     ledger = open_ledger(args)
@@ -238,7 +215,6 @@ def _failure(report: Report, differences: dict[str, int]) -> str:
     return f"FAILED{at}: {what}{also}"
 
 
-@command("verify")
 def _verify(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if not settings.db.is_file():
@@ -255,15 +231,17 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parsers(sub: Subparsers) -> None:
     """Add ``signing-key show``, ``checkpoint`` and ``verify``."""
     p = sub.add_parser("signing-key", help="print the checkpoint verifier key")
     p.add_argument("action", choices=["show"])
     db_options(p)
-    _key_options(p)
+    key_options(p)
+    p.set_defaults(handler=_signing_key)
     p = sub.add_parser("checkpoint", help="sign a checkpoint covering the newest entry")
     db_options(p)
-    _key_options(p)
+    key_options(p)
+    p.set_defaults(handler=_checkpoint)
     p = sub.add_parser(
         "verify",
         help="verify the whole database (entries, evidence, tree, checkpoints, projections)",
@@ -273,7 +251,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "naming the first bad position on stderr. Read-only: appends go on meanwhile.",
     )
     db_options(p)
-    _key_options(p)
+    key_options(p)
     p.add_argument(
         "--key",
         metavar="VERIFIER_KEY",
@@ -286,3 +264,4 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         default=None,
         help=f"progress on stderr (default: on a terminal, or from {PROGRESS_EVERY:,} entries)",
     )
+    p.set_defaults(handler=_verify)
