@@ -12,7 +12,6 @@ from the database at scrape time, so every worker reports the same value.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterator
 
 from prometheus_client import (
@@ -28,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ledger.timefmt import parse_time, utc_now
+from projections.read_model import ReadModel, ReadView
 
 _PID = [os.getpid()]
 os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
@@ -77,7 +77,7 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
     series[1].observe(seconds)
 
 
-def render(conn: sqlite3.Connection) -> bytes:
+def render(read_model: ReadModel) -> bytes:
     """The exposition text: process-shared counters plus gauges read from the database now."""
     registry = CollectorRegistry()
     if multiprocess_mode():
@@ -87,7 +87,8 @@ def render(conn: sqlite3.Connection) -> bytes:
         from prometheus_client import REGISTRY
 
         body = generate_latest(REGISTRY)
-    return body + generate_latest(_database_gauges(conn))
+    with read_model.snapshot() as view:  # the gauges agree with one another
+        return body + generate_latest(_database_gauges(view))
 
 
 def multiprocess_mode() -> bool:
@@ -98,9 +99,9 @@ def multiprocess_mode() -> bool:
     )
 
 
-def _database_gauges(conn: sqlite3.Connection) -> CollectorRegistry:
+def _database_gauges(view: ReadView) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(_DatabaseGauges(conn))
+    registry.register(_DatabaseGauges(view))
     return registry
 
 
@@ -109,19 +110,16 @@ class _DatabaseGauges(Collector):
     objects: in multiprocess mode a ``Gauge`` would be written to the shared directory and
     reported again, per worker pid, with stale values."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def _scalar(self, sql: str) -> int:
-        return int(self.conn.execute(sql).fetchone()[0])
+    def __init__(self, view: ReadView) -> None:
+        self.view = view
 
     def collect(self) -> Iterator[Metric]:
         """The current quarantine size, review backlog, log size and projection lags."""
-        head = self._scalar("SELECT coalesce(max(position), 0) FROM log")
+        head = self.view.head()
         yield GaugeMetricFamily(
             "consent_ledger_quarantine_size",
             "Webhook bodies in quarantine",
-            value=self._scalar("SELECT count(*) FROM quarantine"),
+            value=self.view.quarantine_size(),
         )
         yield from self._review()
         yield GaugeMetricFamily("consent_ledger_log_size", "Entries in the log", value=head)
@@ -130,26 +128,23 @@ class _DatabaseGauges(Collector):
             "Log entries not yet applied by a projection",
             labels=["projection"],
         )
-        for name, position in self.conn.execute("SELECT name, position FROM projection_positions"):
-            lag.add_metric([name], head - int(position))
+        for name, position in self.view.projection_positions().items():
+            lag.add_metric([name], head - position)
         yield lag
 
     def _review(self) -> Iterator[Metric]:
         """The review queue: open items (all, and per kind) and the age of the oldest, so that
         unresolved tenant-wide opt-outs get a person's attention (docs/operating.md)."""
-        rows = self.conn.execute(
-            "SELECT kind, count(*), min(recorded_at) FROM review_items "
-            "WHERE closed_by IS NULL GROUP BY kind"
-        ).fetchall()
-        total = sum(int(n) for _, n, _ in rows)
+        backlog = {b.kind: b for b in self.view.review_backlog()}
+        total = sum(b.open for b in backlog.values())
         yield GaugeMetricFamily("consent_ledger_review_backlog", "Open review items", value=total)
         per_kind = GaugeMetricFamily(
             "consent_ledger_review_open", "Open review items per kind", labels=["kind"]
         )
         for kind in ("flagged", "unresolved", "check"):
-            per_kind.add_metric([kind], next((int(n) for k, n, _ in rows if k == kind), 0))
+            per_kind.add_metric([kind], backlog[kind].open if kind in backlog else 0)
         yield per_kind
-        oldest = min((str(at) for _, _, at in rows), default=None)
+        oldest = min((b.oldest_recorded_at for b in backlog.values()), default=None)
         age = (utc_now() - parse_time(oldest)).total_seconds() if oldest else 0.0
         yield GaugeMetricFamily(
             "consent_ledger_review_oldest_age_seconds",

@@ -59,7 +59,6 @@ from typing import Any, Literal
 
 import msgspec
 
-from ledger import tree
 from ledger.checkpoint import Signer
 from ledger.entries import b64, decode_evidence
 from ledger.store import StoredEntry
@@ -163,8 +162,8 @@ def build_bundle(
     stored = [chosen[p] for p in sorted(chosen)]
     positions = [s.position for s in stored]
     evidence = audit.evidence_of(ledger, positions)
-    with ledger.store.snapshot() as conn:
-        proofs = {p: tree.inclusion_proof(conn, p, size) for p in positions}
+    with ledger.read_model.snapshot() as view:
+        proofs = {p: view.inclusion_proof(p, size) for p in positions}
     newest = max((s.entry.recorded_at for s in stored), default="")
     generated_at = max(ledger.now(), newest)
     decision = ledger.decide(tenant, subaccount, msisdn, at=generated_at, known_at=size)

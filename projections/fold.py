@@ -31,7 +31,7 @@ from ledger.events import (
 )
 from ledger.timefmt import normalize_time
 from projections.consent import TENANT_SCOPE
-from projections.decisions import Decision, State, _decision, _UnknownRule
+from projections.decisions import Decision, State, UnknownRule, decision
 from projections.timeline import Interval
 
 Role = Literal["number", "targeting", "configuration"]
@@ -51,7 +51,7 @@ def decision_from_entries(
     when = normalize_time(at)
     facts = [f for f in _facts(entries, tenant, subaccount, msisdn, known_at) if f[3] <= when]
     best = max(facts, key=lambda f: (f[3], f[0]), default=None)
-    return _decision(
+    return decision(
         best, _unknown_rule(entries, tenant, subaccount, when, known_at), when, known_at
     )
 
@@ -60,9 +60,9 @@ def decide_from_entries(
     entries: Sequence[Entry], tenant: str, subaccount: str, msisdn: str, at: str, known_at: int
 ) -> tuple[bool, State, int | None]:
     """``(allowed, state, deciding position or None)`` (see ``decision_from_entries``)."""
-    decision = decision_from_entries(entries, tenant, subaccount, msisdn, at, known_at)
-    by = decision.decided_by.position if decision.decided_by is not None else None
-    return decision.allowed, decision.state, by
+    found = decision_from_entries(entries, tenant, subaccount, msisdn, at, known_at)
+    by = found.decided_by.position if found.decided_by is not None else None
+    return found.allowed, found.state, by
 
 
 def timeline_from_entries(
@@ -142,7 +142,7 @@ def _facts(
 
 def _unknown_rule(
     entries: Sequence[Entry], tenant: str, subaccount: str, at: str, known_at: int
-) -> _UnknownRule:
+) -> UnknownRule:
     configs = [
         e
         for e in entries
@@ -156,4 +156,4 @@ def _unknown_rule(
     allow = latest is None or (
         isinstance(latest.event, SubaccountConfigured) and latest.event.unknown == "allow"
     )
-    return _UnknownRule(allow=allow, known=bool(configs))
+    return UnknownRule(allow=allow, known=bool(configs))

@@ -12,13 +12,12 @@ than now is answered as known now, and the answer's ``note`` says so.
 from __future__ import annotations
 
 import re
-import sqlite3
 
 import msgspec
 
 from ledger.errors import InvalidInput
 from ledger.timefmt import normalize_time
-from projections.decisions import position_known_at
+from projections.read_model import ReadView
 
 MAX_DIGITS = 18
 """Most digits of a position (every 18-digit number is below SQLite's largest, 2^63 − 1)."""
@@ -53,14 +52,14 @@ def parse_known_at(text: str | None) -> int | str | None:
     return normalize_time(text)
 
 
-def resolve_known_at(conn: sqlite3.Connection, asked: int | str | None, now: str) -> KnownAt:
-    """``asked`` (see ``parse_known_at``) as the log position to answer as of, read in ``conn``
+def resolve_known_at(view: ReadView, asked: int | str | None, now: str) -> KnownAt:
+    """``asked`` (see ``parse_known_at``) as the log position to answer as of, read in ``view``
     at time ``now`` (canonical). A position beyond the newest entry is ``InvalidInput``; a time
     after ``now`` is answered as of now, with a note."""
     if asked is None:
         return KnownAt(asked=None, position=None)
     if isinstance(asked, int):
-        head = _head(conn)
+        head = view.head()
         if asked > head:
             raise InvalidInput(
                 f"there is no log position {asked} yet: the newest is {head} "
@@ -70,8 +69,4 @@ def resolve_known_at(conn: sqlite3.Connection, asked: int | str | None, now: str
     if asked > now:
         note = f"{asked} is in the future; answered as known now ({now})"
         return KnownAt(asked=asked, position=None, note=note)
-    return KnownAt(asked=asked, position=position_known_at(conn, asked))
-
-
-def _head(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0])
+    return KnownAt(asked=asked, position=view.position_known_at(asked))

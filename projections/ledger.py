@@ -7,42 +7,43 @@ answer reflects exactly the log position it reports.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from ledger import checkpoint_log, tree
 from ledger.checkpoint import Signer
 from ledger.checkpoint_log import CheckpointRecord
 from ledger.errors import InvalidInput, NotFound
 from ledger.events import EntryRetracted, Method, SubaccountConfigured, TenantConfigured, Unknown
 from ledger.keywords import KeywordChanges, Mode, Policy, validate_changes
 from ledger.msisdn import to_e164, valid_region
-from ledger.sqlite_store import SqliteLogStore, head_of
+from ledger.sqlite_store import SqliteLogStore
 from ledger.store import Appended, Draft, StoredEntry
 from ledger.timefmt import format_time, normalize_time, utc_now
-from projections import config, decisions, review
-from projections.config import ConfigProjector, SubaccountSettings
-from projections.consent import ConsentProjector
-from projections.decisions import Decision
+from projections.config import SubaccountSettings
+from projections.decisions import BulkStates, Decision
 from projections.ids import new_key, valid_subaccount
 from projections.known_at import KnownAt, parse_known_at, resolve_known_at
-from projections.review import ReviewProjector
-from projections.timeline import Interval, intervals
-
-
-def projectors() -> list[ConsentProjector | ConfigProjector | ReviewProjector]:
-    """Every projection kept in step with the log, in the order they apply."""
-    return [ConsentProjector(), ConfigProjector(), ReviewProjector()]
+from projections.read_model import Decide, Maintenance, ReadModel, ReadView, UnitOfWork
+from projections.review import ReviewItem
+from projections.sqlite.checkpoints import SqliteCheckpoints
+from projections.sqlite.projectors import projectors
+from projections.sqlite.read_model import SqliteReadModel, SqliteUnitOfWork
+from projections.sqlite.rebuild import SqliteMaintenance
+from projections.timeline import Interval
 
 
 class ConsentLedger:
-    """The consent ledger on one SQLite database."""
+    """The consent ledger on one SQLite database: the log store and its projections, read
+    through the read model (``projections.read_model``)."""
 
     def __init__(self, path: str | Path, clock: Callable[[], datetime] = utc_now) -> None:
         self.clock = clock
         self.store = SqliteLogStore(path, projectors(), clock)
+        self.read_model: ReadModel = SqliteReadModel(self.store)
+        self.unit_of_work: UnitOfWork = SqliteUnitOfWork(self.store)
+        self.maintenance: Maintenance = SqliteMaintenance(self.store)
+        self._checkpoints = SqliteCheckpoints(self.store)
 
     def close(self) -> None:
         """Release the database."""
@@ -56,6 +57,13 @@ class ConsentLedger:
         """Append independent calls as one group (see ``ledger.store.LogStore.append_each``)."""
         return self.store.append_each(calls)
 
+    def decide_and_append(self, decide: Decide) -> list[Appended]:
+        """Append the drafts ``decide`` returns, calling it with a read view bound to the
+        append's write transaction: what it reads is the newest state, and no other append (of
+        this or another process) comes between its reads and its entries. If ``decide`` raises,
+        nothing is written; no drafts, no entries (see ``projections.read_model.UnitOfWork``)."""
+        return self.unit_of_work.decide_and_append(decide)
+
     def now(self) -> str:
         """The current time in canonical form."""
         return format_time(self.clock())
@@ -63,11 +71,11 @@ class ConsentLedger:
     # -- settings --------------------------------------------------------------------------
     def settings(self, tenant: str, subaccount: str) -> SubaccountSettings | None:
         """Current settings of a subaccount; ``None`` if unknown."""
-        return config.subaccount_settings(self.store.reader(), tenant, subaccount)
+        return self.read_model.settings(tenant, subaccount)
 
     def subaccounts(self, tenant: str) -> list[SubaccountSettings]:
         """Current settings of every known subaccount of ``tenant``."""
-        return config.list_subaccounts(self.store.reader(), tenant)
+        return self.read_model.subaccounts(tenant)
 
     def policy(self, tenant: str, subaccount: str | None) -> Policy:
         """The keyword policy of a subaccount (the default policy when unknown)."""
@@ -76,11 +84,11 @@ class ConsentLedger:
 
     def revoke_all(self, tenant: str) -> bool:
         """Whether every opt-out of ``tenant`` applies tenant-wide."""
-        return config.revoke_all(self.store.reader(), tenant)
+        return self.read_model.revoke_all(tenant)
 
     def tenant_region(self, tenant: str) -> str | None:
         """The tenant's default region (for numbers whose subaccount is not resolved)."""
-        return config.tenant_region(self.store.reader(), tenant)
+        return self.read_model.tenant_region(tenant)
 
     def normalize_msisdn(self, tenant: str, subaccount: str | None, raw: str) -> str:
         """``raw`` as E.164, bare digits read in the subaccount's default region."""
@@ -165,8 +173,8 @@ class ConsentLedger:
     ) -> Appended | None:
         valid_subaccount(subaccount)
 
-        def build(conn: sqlite3.Connection) -> list[Draft]:
-            current = config.subaccount_settings(conn, tenant, subaccount)
+        def build(view: ReadView) -> list[Draft]:
+            current = view.settings(tenant, subaccount)
             draft = self.subaccount_draft(
                 tenant,
                 subaccount,
@@ -181,7 +189,7 @@ class ConsentLedger:
             )
             return [] if if_changed and _unchanged(current, draft.event) else [draft]
 
-        appended = self.store.append_built(build)
+        appended = self.decide_and_append(build)
         return appended[0] if appended else None
 
     @staticmethod
@@ -278,7 +286,7 @@ class ConsentLedger:
         """A ``known_at`` as given (a log position or an RFC 3339 time; ``None``: now),
         checked and resolved to the log position to answer as of (see
         ``projections.known_at``: one reading for the API and the CLI)."""
-        return resolve_known_at(self.store.reader(), parse_known_at(text), self.now())
+        return resolve_known_at(self.read_model, parse_known_at(text), self.now())
 
     def decide(
         self,
@@ -290,56 +298,50 @@ class ConsentLedger:
         known_at: int | None = None,
     ) -> Decision:
         """May ``subaccount`` send to E.164 ``msisdn`` at ``at`` (now) as known at a position?"""
-        with self.store.snapshot() as conn:
-            head = head_of(conn)
+        with self.read_model.snapshot() as view:
+            head = view.head()
             position = head if known_at is None else min(known_at, head)
             when = normalize_time(at) if at else self.now()
-            return decisions.decide(conn, tenant, subaccount, msisdn, when, position)
+            return view.decide(tenant, subaccount, msisdn, when, position)
 
     def decide_many(
         self, tenant: str, subaccount: str, msisdns: Sequence[str], *, at: str | None = None
     ) -> tuple[dict[str, Decision], int]:
         """Decisions for many E.164 numbers in one query, and the log position they reflect."""
-        with self.store.snapshot() as conn:
-            head = head_of(conn)
+        with self.read_model.snapshot() as view:
+            head = view.head()
             when = normalize_time(at) if at else self.now()
-            found = decisions.decide_many(conn, tenant, subaccount, msisdns, when, head)
-            return found, head
+            return view.decide_many(tenant, subaccount, msisdns, when, head), head
 
     def states_many(
         self, tenant: str, subaccount: str, msisdns: Sequence[str], *, at: str | None = None
-    ) -> tuple[decisions.BulkStates, int]:
+    ) -> tuple[BulkStates, int]:
         """What ``decide_many`` says of each number (allowed and state only), and the log
         position it reflects: the lean form for bulk checks of whole campaign lists."""
-        with self.store.snapshot() as conn:
-            head = head_of(conn)
+        with self.read_model.snapshot() as view:
+            head = view.head()
             when = normalize_time(at) if at else self.now()
-            found = decisions.states_many(conn, tenant, subaccount, msisdns, when, head)
-            return found, head
+            return view.states_many(tenant, subaccount, msisdns, when, head), head
 
     def timeline(
         self, tenant: str, subaccount: str, msisdn: str, known_at: int | None = None
     ) -> list[Interval]:
         """Consent intervals of (subaccount, msisdn) as known at ``known_at`` (now)."""
-        with self.store.snapshot() as conn:
-            head = head_of(conn)
-            return intervals(
-                conn, tenant, subaccount, msisdn, head if known_at is None else known_at
-            )
+        with self.read_model.snapshot() as view:
+            position = view.head() if known_at is None else known_at
+            return view.intervals(tenant, subaccount, msisdn, position)
 
     def history(self, tenant: str, msisdn: str) -> list[StoredEntry]:
         """Every entry of ``tenant`` about ``msisdn``, oldest first."""
         return self.store.read_number(tenant, msisdn)
 
-    def review_queue(
-        self, tenant: str, *, after: int = 0, limit: int = 1000
-    ) -> list[review.ReviewItem]:
+    def review_queue(self, tenant: str, *, after: int = 0, limit: int = 1000) -> list[ReviewItem]:
         """Up to ``limit`` open review items after position ``after``, oldest first."""
-        return review.open_items(self.store.reader(), tenant, after=after, limit=limit)
+        return self.read_model.open_review_items(tenant, after=after, limit=limit)
 
-    def review_item(self, tenant: str, position: int) -> review.ReviewItem:
+    def review_item(self, tenant: str, position: int) -> ReviewItem:
         """One review item (``NotFound`` if absent or another tenant's)."""
-        item = review.review_item(self.store.reader(), tenant, position)
+        item = self.read_model.review_item(tenant, position)
         if item is None:
             raise NotFound(f"there is no review item at position {position}")
         return item
@@ -359,18 +361,19 @@ class ConsentLedger:
         the newest entry it is returned without a write transaction: answering it never waits
         for, nor holds up, writers.
         """
-        with self.store.snapshot() as conn:
-            latest = checkpoint_log.latest(conn)
-            if latest is not None and latest.size >= tree.tree_size(conn):
-                return latest
-        with self.store.write_transaction() as conn:
-            return checkpoint_log.sign(
-                conn, signer, origin, self.clock(), min_interval=min_interval
-            )
+        record, _ = self._checkpoints.sign(signer, origin, self.clock(), min_interval=min_interval)
+        return record
+
+    def sign_checkpoint_now(self, signer: Signer, origin: str) -> tuple[CheckpointRecord, bool]:
+        """A checkpoint covering the newest entry, and whether it was signed now (the log
+        grew since the latest; checked to be consistent with it) rather than the latest one."""
+        record, created = self._checkpoints.sign(signer, origin, self.clock())
+        assert record is not None  # no min_interval: always a checkpoint covering the newest
+        return record, created
 
     def latest_checkpoint(self) -> CheckpointRecord | None:
         """The newest signed checkpoint."""
-        return checkpoint_log.latest(self.store.reader())
+        return self.read_model.latest_checkpoint()
 
 
 def database_path(location: str | Path) -> Path:

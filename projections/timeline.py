@@ -7,7 +7,7 @@ that interval's state and deciding position. Before the first interval the state
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Sequence
 
 import msgspec
 
@@ -24,19 +24,16 @@ class Interval(msgspec.Struct, frozen=True, rename={"from_": "from"}):
     scope: str
 
 
-def intervals(
-    conn: sqlite3.Connection, tenant: str, subaccount: str, msisdn: str, known_at: int
-) -> list[Interval]:
-    """The consent intervals of (subaccount, msisdn) as known at position ``known_at``."""
-    rows = conn.execute(
-        "SELECT position, occurred_at, state, scope FROM consent_facts WHERE tenant = ? "
-        "AND msisdn = ? AND scope IN (?, '') AND position <= ? "
-        "AND (retracted_by IS NULL OR retracted_by > ?) ORDER BY occurred_at, position",
-        (tenant, msisdn, subaccount, known_at, known_at),
-    ).fetchall()
+TimelineFact = tuple[int, str, State, str]
+"""(position, occurred_at, state, scope key) of one fact in force as known at a position."""
+
+
+def intervals_from(facts: Sequence[TimelineFact]) -> list[Interval]:
+    """The intervals that ``facts`` (of the subaccount and tenant-wide, not retracted as known
+    then) give, ordered by occurred time then position."""
     out: list[Interval] = []
-    for i, (position, occurred, state, scope) in enumerate(rows):
-        following = rows[i + 1][1] if i + 1 < len(rows) else None
+    for i, (position, occurred, state, scope) in enumerate(facts):
+        following = facts[i + 1][1] if i + 1 < len(facts) else None
         if following == occurred:
             continue  # a later position at the same occurred time decides from this instant
         out.append(

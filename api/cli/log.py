@@ -29,8 +29,8 @@ from ledger.errors import InvalidInput, MigrationError
 from ledger.migrate import pending
 from ledger.sqlite_store import BUSY_TIMEOUT_MS
 from ledger.verify import Progress, Report, verify_log
-from projections.ledger import projectors
-from projections.shadow import ShadowReplay
+from projections.sqlite.projectors import projectors
+from projections.sqlite.shadow import ShadowReplay
 
 PROGRESS_EVERY = 100_000
 """``verify`` reports progress every this many entries (on by default from this many entries,

@@ -25,7 +25,6 @@ from litestar.params import QueryParameter
 from api.keys import Principal
 from api.problems import unavailable
 from api.state import Services
-from ledger import checkpoint_log, tree
 from ledger.checkpoint import Signer
 from ledger.checkpoint_log import CheckpointRecord
 from ledger.entries import b64
@@ -128,7 +127,7 @@ def _check_visible(services: Services, principal: Principal, position: int) -> N
         if position > head:
             raise InvalidInput(f"position {position} is beyond the log's {head} entries")
         return
-    found = ledger.store.read_positions([position])
+    found = ledger.read_model.entries_at([position])
     if not found or found[0].entry.tenant != principal.tenant:
         raise _no_entry(position)
 
@@ -237,7 +236,7 @@ def list_checkpoints(
     limit: Annotated[int, _LIMIT_CP] = 100,
 ) -> list[CheckpointView]:
     """Checkpoints with size ≥ ``since``, oldest first."""
-    records = checkpoint_log.since(services.ledger.store.reader(), since, limit)
+    records = services.ledger.read_model.checkpoints_since(since, limit)
     return [checkpoint_view(r) for r in records]
 
 
@@ -267,11 +266,7 @@ def list_checkpoints(
 def sign_checkpoint(services: NamedDependency[Services]) -> Response[CheckpointView]:
     """Sign a checkpoint if the log grew; 201 with it, or 200 with the latest."""
     signer, ledger = signer_or_503(services), services.ledger
-    with ledger.store.write_transaction() as conn:  # both reads and the signing under one lock
-        before = checkpoint_log.latest(conn)
-        record = checkpoint_log.sign(conn, signer, services.settings.origin, ledger.clock())
-    assert record is not None  # without min_interval a checkpoint is always returned
-    created = before is None or record.size != before.size
+    record, created = ledger.sign_checkpoint_now(signer, services.settings.origin)
     return Response(checkpoint_view(record), status_code=201 if created else 200)
 
 
@@ -334,8 +329,7 @@ def inclusion_proof(
     """The inclusion proof of ``position`` in the tree of ``tree_size``."""
     _check_visible(services, request.user, position)
     size = tree_size if tree_size is not None else _checkpoint_covering(services, position).size
-    with services.ledger.store.snapshot() as conn:
-        proof = tree.inclusion_proof(conn, position, size)
+    proof = services.ledger.read_model.inclusion_proof(position, size)
     return InclusionProofView(
         leaf_index=position - 1, tree_size=size, proof=[b64(p) for p in proof]
     )
@@ -370,8 +364,7 @@ def consistency_proof(
     size = second if second is not None else _checkpoint_covering(services).size
     if first > size:
         raise InvalidInput(f"need 1 ≤ first ≤ second; got first={first}, second={size}")
-    with services.ledger.store.snapshot() as conn:
-        proof = tree.consistency_proof(conn, first, size)
+    proof = services.ledger.read_model.consistency_proof(first, size)
     return ConsistencyProofView(first=first, second=size, proof=[b64(p) for p in proof])
 
 

@@ -8,8 +8,6 @@ names) going only to the log.
 
 from __future__ import annotations
 
-import sqlite3
-
 from litestar import MediaType, Response, get
 from litestar.di import NamedDependency
 
@@ -17,7 +15,6 @@ from api import metrics
 from api.problems import unavailable
 from api.state import Services
 from ledger.errors import LedgerError
-from ledger.migrate import pending
 
 NOT_READY = "the service is not ready"
 
@@ -45,16 +42,14 @@ def healthz() -> dict[str, str]:
 def readyz(services: NamedDependency[Services]) -> dict[str, str | int]:
     """Readiness: the database answers, no migration is pending, and a write could start now
     (checked without writing anything); else 503."""
-    store = services.ledger.store
+    ledger = services.ledger
     try:
-        todo = pending(store.reader())
+        todo = ledger.read_model.pending_migrations()
         if todo:
-            raise unavailable(
-                "not-ready", NOT_READY, f"migrations pending: {', '.join(m.name for m in todo)}"
-            )
-        head = services.ledger.head()
-        store.probe_write()
-    except (sqlite3.Error, LedgerError) as exc:
+            raise unavailable("not-ready", NOT_READY, f"migrations pending: {', '.join(todo)}")
+        head = ledger.read_model.head()
+        ledger.store.probe_write()
+    except LedgerError as exc:
         raise unavailable("not-ready", NOT_READY, exc) from exc
     return {"status": "ready", "log_position": head}
 
@@ -73,7 +68,7 @@ def readyz(services: NamedDependency[Services]) -> dict[str, str | int]:
 def metrics_endpoint(services: NamedDependency[Services]) -> Response[bytes]:
     """Prometheus exposition of every worker's counters and the database gauges (the auth
     middleware lets every request through when metrics are public)."""
-    body = metrics.render(services.ledger.store.reader())
+    body = metrics.render(services.ledger.read_model)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

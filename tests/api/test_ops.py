@@ -14,8 +14,8 @@ from litestar.testing import TestClient
 from api.app import create_app
 from api.keys import create_key
 from api.settings import Settings
-from ledger.migrate import Migration
 from ledger.sqlite_store import connect
+from projections.sqlite.read_model import SqliteView
 
 from .conftest import bearer
 
@@ -74,8 +74,7 @@ def test_pending_migrations_are_not_ready_and_not_named(
     client: Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     name = "0999_secret_schema_change.sql"
-    fake = Migration(name=name, sql="")
-    monkeypatch.setattr("api.routes.ops.pending", lambda _conn: [fake])
+    monkeypatch.setattr(SqliteView, "pending_migrations", lambda _view: [name])
     capsys.readouterr()
     not_ready(client, name, "0999")
     assert name in capsys.readouterr().err

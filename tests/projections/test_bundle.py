@@ -1,7 +1,7 @@
 """Evidence bundles: built from the ledger, verified offline, and every edit caught (issue 4).
 
 Also the pure decision fold the verifier relies on: on random logs it must agree, field for
-field, with the SQL projection (``ConsentLedger.decide`` / ``projections.decisions``) and the
+field, with the SQL projection (``ConsentLedger.decide`` / the read model) and the
 timeline, and give the same answer from only the entries a bundle carries.
 """
 
@@ -27,7 +27,7 @@ from ledger.checkpoint import Signer, checkpoint_body, parse_body
 from ledger.entries import Entry, Evidence, leaf_hash
 from ledger.errors import RetractionError, UnknownSubaccount
 from ledger.timefmt import format_time, parse_time
-from projections import decisions, fold
+from projections import fold
 from projections.bundle_verify import BundleInvalid, Verified, verify_bundle
 from projections.evidence import (
     ERASED_NOTE,
@@ -41,7 +41,6 @@ from projections.evidence import (
 from projections.intake import IntakeRequest, record
 from projections.ledger import ConsentLedger
 from projections.resolve import resolve
-from projections.timeline import intervals
 
 TENANT = "acme"
 NUMBER = "+6581968289"
@@ -509,12 +508,12 @@ def test_fold_agrees_with_the_sql_projection(
         entries = [s.entry for s in ledger.store.read_from(1, 10**9)]
         head = ledger.head()
         grid = valid_time_grid(entries)
-        conn = ledger.store.reader()
+        view = ledger.read_model
         for sub in (*subaccounts, NEVER):
             subsets = {number: bundle_subset(entries, sub, number) for number in NUMBERS}
             for t in range(head + 1):
                 for number, subset in subsets.items():
-                    sql_timeline = intervals(conn, TENANT, sub, number, t)
+                    sql_timeline = view.intervals(TENANT, sub, number, t)
                     assert fold.timeline_from_entries(entries, TENANT, sub, number, t) == (
                         sql_timeline
                     )
@@ -522,7 +521,7 @@ def test_fold_agrees_with_the_sql_projection(
                         sql_timeline
                     )
                 for v in grid:
-                    found = decisions.decide_many(conn, TENANT, sub, NUMBERS, v, t)
+                    found = view.decide_many(TENANT, sub, NUMBERS, v, t)
                     for number, subset in subsets.items():
                         sql = found[number]
                         assert fold.decision_from_entries(entries, TENANT, sub, number, v, t) == sql

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from ledger.keywords import KeywordChanges
-from projections import config
 from projections.ledger import ConsentLedger
+from projections.sqlite.read_model import SqliteView
 
 TENANT, SUB = "acme", "ACME_MKT"
 
@@ -57,15 +57,15 @@ def test_concurrent_policy_changes_each_get_a_version_of_their_own(
     first, second = ConsentLedger(path), ConsentLedger(path)
     first.configure_subaccount(TENANT, SUB, actor="test")  # version 1
     second_done = threading.Event()
-    read = config.subaccount_settings
+    read = SqliteView.settings
 
-    def slow_read(*args: Any, **kwargs: Any) -> Any:
-        found = read(*args, **kwargs)
+    def slow_read(self: SqliteView, *args: Any, **kwargs: Any) -> Any:
+        found = read(self, *args, **kwargs)
         if threading.current_thread().name == "first":
             second_done.wait(1)  # the second writer may go ahead meanwhile, if it can
         return found
 
-    monkeypatch.setattr(config, "subaccount_settings", slow_read)
+    monkeypatch.setattr(SqliteView, "settings", slow_read)
 
     def change_first() -> None:
         first.configure_subaccount(TENANT, SUB, actor="first", mode="strict")

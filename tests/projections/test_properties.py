@@ -37,7 +37,6 @@ from ledger.events import (
     SubaccountConfigured,
 )
 from ledger.timefmt import format_time, parse_time
-from projections import decisions
 from projections.intake import IntakeRequest, record
 from projections.ledger import ConsentLedger
 from projections.rebuild import matches_rebuild, rebuild
@@ -179,13 +178,13 @@ def projection_answers(
     grid: list[str],
     head: int,
 ) -> dict[Key, Answer]:
-    conn = ledger.store.reader()
+    view = ledger.read_model
     out: dict[Key, Answer] = {}
     for sub in subs:
         for v in grid:
             for t in range(head + 1):
-                found = decisions.decide_many(conn, TENANT, sub, numbers, v, t)
-                bulk = decisions.states_many(conn, TENANT, sub, numbers, v, t)
+                found = view.decide_many(TENANT, sub, numbers, v, t)
+                bulk = view.states_many(TENANT, sub, numbers, v, t)
                 for number, d in found.items():
                     assert d.known_at == t
                     assert d.at == v

@@ -2,7 +2,7 @@
 
 Guarantees: ``ShadowReplay`` creates, on one connection, TEMP tables with the same names,
 columns, constraints and unique indexes as every projection table
-(``projections.rebuild.PROJECTION_TABLES``).
+(``projections.sqlite.rebuild.PROJECTION_TABLES``).
 SQLite resolves unqualified names to TEMP first, so the projectors — handed this connection —
 write only the shadows; the connection may (and for verification should) open the database
 read-only, so the live tables and the log can never change and no write lock is taken.
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from ledger.entries import Entry
 from ledger.store import Committed, Projector, StoredEntry
-from projections.rebuild import PROJECTION_TABLES
+from projections.sqlite.rebuild import PROJECTION_TABLES
 
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+", re.IGNORECASE)
 _CREATE_INDEX = re.compile(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+", re.IGNORECASE)

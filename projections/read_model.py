@@ -1,0 +1,198 @@
+"""The read model port: typed queries over the log and its projections, and the unit of work.
+
+Every method speaks the domain (tenants, subaccounts, numbers, positions, times); none takes or
+returns SQL text, rows, cursors or a driver's connection. An adapter (``projections.sqlite``)
+owns the queries and turns its driver's errors into the ledger's own (``StoreUnavailable``).
+
+Guarantees every adapter gives:
+- a ``ReadView`` answers every query from one consistent state of the log and its projections,
+  whose newest position is ``head()``: reads combined in one view reflect exactly that position;
+- a ``ReadModel`` answers each query on its own from the newest committed state, and
+  ``snapshot()`` opens a ``ReadView`` for reads that must agree with one another;
+- ``UnitOfWork.decide_and_append`` calls ``decide`` with a view bound to the append's own write
+  transaction (under the write lock): what it reads is the newest state, and no other append
+  comes between its reads and the entries it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+import msgspec
+
+from ledger.checkpoint_log import CheckpointRecord
+from ledger.store import Appended, Draft, StoredEntry
+from projections.config import SubaccountSettings
+from projections.decisions import BulkStates, Decision
+from projections.review import ReviewItem
+from projections.timeline import Interval
+
+Evidence = dict[int, tuple[bytes | None, bytes | None]]
+"""(salt, content) per position that has an evidence row; both ``None`` once erased."""
+
+
+class ReviewBacklog(msgspec.Struct, frozen=True):
+    """Open review items of one kind across all tenants, and when the oldest was recorded."""
+
+    kind: str
+    open: int
+    oldest_recorded_at: str
+
+
+class ReadView(Protocol):
+    """Typed queries answered from one consistent state of the log (see the module)."""
+
+    def head(self) -> int:
+        """The newest log position this view reflects (0 for an empty log)."""
+        ...
+
+    # -- configuration ----------------------------------------------------------------------
+    def settings(
+        self, tenant: str, subaccount: str, *, position: int | None = None, at: str | None = None
+    ) -> SubaccountSettings | None:
+        """Settings of ``subaccount`` as known at ``position`` (now) and in force at valid time
+        ``at`` (any); ``None`` when no such configuration entry exists."""
+        ...
+
+    def subaccounts(self, tenant: str) -> list[SubaccountSettings]:
+        """The current settings of every known subaccount of ``tenant``, by id."""
+        ...
+
+    def revoke_all(self, tenant: str) -> bool:
+        """Whether ``tenant`` currently has ``revoke_all`` on (off unless configured)."""
+        ...
+
+    def tenant_region(self, tenant: str) -> str | None:
+        """The default region ``tenant`` currently has (none unless configured)."""
+        ...
+
+    # -- decisions and timelines -------------------------------------------------------------
+    def decide(self, tenant: str, subaccount: str, msisdn: str, at: str, known_at: int) -> Decision:
+        """The decision for one E.164 number at canonical valid time ``at`` as known at
+        position ``known_at`` (see ``projections.decisions`` for the rule)."""
+        ...
+
+    def decide_many(
+        self, tenant: str, subaccount: str, msisdns: Sequence[str], at: str, known_at: int
+    ) -> dict[str, Decision]:
+        """``decide`` for many numbers at once, keyed by number."""
+        ...
+
+    def states_many(
+        self, tenant: str, subaccount: str, msisdns: Sequence[str], at: str, known_at: int
+    ) -> BulkStates:
+        """What ``decide_many`` says (allowed and state only), the lean bulk form."""
+        ...
+
+    def intervals(self, tenant: str, subaccount: str, msisdn: str, known_at: int) -> list[Interval]:
+        """The consent intervals of (subaccount, msisdn) as known at ``known_at``."""
+        ...
+
+    def position_known_at(self, recorded_at: str) -> int:
+        """The last log position recorded at or before canonical ``recorded_at`` (0 if none)."""
+        ...
+
+    # -- entries and evidence ----------------------------------------------------------------
+    def entries_at(self, positions: Sequence[int]) -> list[StoredEntry]:
+        """The entries at ``positions`` that exist, in position order."""
+        ...
+
+    def number_entries(self, tenant: str, msisdn: str) -> list[StoredEntry]:
+        """Every entry of ``tenant`` about ``msisdn``, in position order."""
+        ...
+
+    def targeting_entries(self, tenant: str, positions: Sequence[int]) -> list[StoredEntry]:
+        """The retractions and review resolutions of ``tenant`` targeting ``positions``."""
+        ...
+
+    def configuration_entries(self, tenant: str, subaccount: str) -> list[StoredEntry]:
+        """The configuration entries of ``subaccount`` and of ``tenant``, in position order."""
+        ...
+
+    def evidence(self, positions: Sequence[int]) -> Evidence:
+        """The evidence of ``positions`` that have some (see ``Evidence``)."""
+        ...
+
+    # -- review queue ------------------------------------------------------------------------
+    def review_item(self, tenant: str, position: int) -> ReviewItem | None:
+        """The review item at ``position`` of ``tenant``, open or closed."""
+        ...
+
+    def open_review_items(
+        self, tenant: str, *, after: int = 0, limit: int = 1000
+    ) -> list[ReviewItem]:
+        """Up to ``limit`` open items of ``tenant`` with position > ``after``, oldest first."""
+        ...
+
+    def review_backlog(self) -> list[ReviewBacklog]:
+        """Open review items per kind across all tenants (kinds with none left out)."""
+        ...
+
+    # -- operations --------------------------------------------------------------------------
+    def projection_positions(self) -> dict[str, int]:
+        """The last log position each projection has applied, by projection name."""
+        ...
+
+    def quarantine_size(self) -> int:
+        """Webhook bodies in quarantine, across all tenants."""
+        ...
+
+    def pending_migrations(self) -> list[str]:
+        """Names of the schema migrations not yet applied (none when the schema is current)."""
+        ...
+
+    # -- tamper evidence ---------------------------------------------------------------------
+    def latest_checkpoint(self) -> CheckpointRecord | None:
+        """The newest signed checkpoint."""
+        ...
+
+    def checkpoints_since(self, size: int, limit: int) -> list[CheckpointRecord]:
+        """Up to ``limit`` checkpoints of size >= ``size``, oldest first."""
+        ...
+
+    def tree_size(self) -> int:
+        """The number of leaves in the Merkle tree."""
+        ...
+
+    def inclusion_proof(self, position: int, size: int) -> list[bytes]:
+        """The RFC 9162 inclusion proof of ``position`` in the tree of ``size`` leaves."""
+        ...
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """The RFC 9162 consistency proof from the tree of ``first`` to that of ``second``."""
+        ...
+
+
+class ReadModel(ReadView, Protocol):
+    """The read model: each query from the newest committed state, or several in a snapshot."""
+
+    def snapshot(self) -> AbstractContextManager[ReadView]:
+        """A view answering every query from one consistent state (see the module)."""
+        ...
+
+
+Decide = Callable[[ReadView], Sequence[Draft]]
+"""A read-then-append decision: reads what it needs from the view, returns the drafts."""
+
+
+class UnitOfWork(Protocol):
+    """Read-then-append decisions, atomic with the append."""
+
+    def decide_and_append(self, decide: Decide) -> list[Appended]:
+        """Append the drafts ``decide`` returns, calling it with a view bound to the append's
+        write transaction (see the module); if it raises, nothing is written."""
+        ...
+
+
+class Maintenance(Protocol):
+    """Dropping and replaying the projections."""
+
+    def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
+        """Drop and replay every projection atomically; returns the entries replayed."""
+        ...
+
+    def matches_rebuild(self) -> bool:
+        """Whether the live projections equal a fresh replay (nothing is changed)."""
+        ...
