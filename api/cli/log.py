@@ -146,7 +146,7 @@ def verify_database(
 
     Returns the report of ``ledger.verify.verify_log`` and the projection tables that differ
     from a replay of the same entries (table -> earliest differing position); the replay runs as
-    the entries are checked, into TEMP shadows (``projections.shadow``), so each entry is read
+    the entries are checked, into TEMP shadows (``projections.sqlite.shadow``), so each entry is read
     and decoded once.
     """
     try:
