@@ -28,7 +28,9 @@ _CREATE_INDEX = re.compile(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+", re.IGNORECASE)
 class ShadowReplay:
     """Shadow projection tables on ``conn`` and the projectors that fill them."""
 
-    def __init__(self, conn: sqlite3.Connection, projectors: Sequence[Projector[sqlite3.Connection]]) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, projectors: Sequence[Projector[sqlite3.Connection]]
+    ) -> None:
         """Create the (empty) shadows on ``conn`` and reset ``projectors`` onto them."""
         self.conn = conn
         self.projectors = list(projectors)
