@@ -194,7 +194,7 @@ def in_one_group(store: SqliteLogStore, calls: Sequence[Callable[[], object]]) -
         for t in threads:
             t.start()
         deadline = time.monotonic() + 10
-        while len(store._pending) < len(calls):
+        while len(store.group_commit.pending) < len(calls):
             assert time.monotonic() < deadline, "tickets were not queued"
             time.sleep(0.001)
     for t in threads:
