@@ -212,8 +212,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 @command("keys")
 def _keys(args: argparse.Namespace) -> int:
-    from ledger.migrate import migrate
-    from ledger.sqlite_store import connect
+    from ledger.sqlite.connection import connect
+    from ledger.sqlite.migrate import migrate
 
     conn = connect(Path(args.db).expanduser())
     try:

@@ -27,9 +27,10 @@ from api.signing import signer_for
 from ledger.checkpoint import load_or_create_signing_key, parse_verifier_key
 from ledger.entries import b64
 from ledger.errors import InvalidInput, MigrationError
-from ledger.migrate import pending
-from ledger.sqlite_store import BUSY_TIMEOUT_MS
-from ledger.verify import Progress, Report, verify_log
+from ledger.sqlite.connection import BUSY_TIMEOUT_MS
+from ledger.sqlite.migrate import pending
+from ledger.sqlite.verify import verify_log
+from ledger.verify import Progress, Report
 from projections.ledger import projectors
 from projections.shadow import ShadowReplay
 

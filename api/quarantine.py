@@ -16,7 +16,7 @@ import msgspec
 
 from ledger.entries import b64, keep_bytes
 from ledger.errors import StoreUnavailable
-from ledger.sqlite_store import SqliteLogStore
+from ledger.sqlite.store import SqliteLogStore
 
 MAX_REASON_CHARS = 500
 MAX_CONTENT_TYPE_CHARS = 200

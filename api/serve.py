@@ -32,8 +32,8 @@ from api import logs
 from api.keys import SCOPES, create_key, has_keys
 from api.listeners import worker_listener
 from api.settings import Settings
-from ledger.migrate import migrate
-from ledger.sqlite_store import connect
+from ledger.sqlite.connection import connect
+from ledger.sqlite.migrate import migrate
 
 BOOTSTRAP_TENANT = "default"
 """The tenant whose admin key ``serve`` creates on an empty database."""

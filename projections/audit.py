@@ -15,7 +15,7 @@ import sqlite3
 
 import msgspec
 
-from ledger.sqlite_store import RARE_TYPES, head_of
+from ledger.sqlite.store import RARE_TYPES, head_of
 from ledger.store import StoredEntry
 from projections.decisions import Decision, decide
 from projections.fold import bears_on

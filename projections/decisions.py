@@ -18,7 +18,7 @@ from typing import Literal
 
 import msgspec
 
-from ledger.sqlite_store import head_of
+from ledger.sqlite.store import head_of
 from projections.config import subaccount_settings
 
 State = Literal["opted_out", "opted_in", "unknown"]

@@ -59,9 +59,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from ledger import tree
 from ledger.checkpoint import Signer
 from ledger.entries import b64, decode_evidence
+from ledger.sqlite import tree
 from ledger.store import StoredEntry
 from projections import audit, fold
 from projections.ledger import ConsentLedger

@@ -12,14 +12,15 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from ledger import checkpoint_log, tree
 from ledger.checkpoint import Signer
 from ledger.checkpoint_log import CheckpointRecord
 from ledger.errors import InvalidInput, NotFound
 from ledger.events import EntryRetracted, Method, SubaccountConfigured, TenantConfigured, Unknown
 from ledger.keywords import KeywordChanges, Mode, Policy, validate_changes
 from ledger.msisdn import to_e164, valid_region
-from ledger.sqlite_store import SqliteLogStore, head_of
+from ledger.sqlite import checkpoints as checkpoint_log
+from ledger.sqlite import tree
+from ledger.sqlite.store import SqliteLogStore, head_of
 from ledger.store import Appended, Draft, StoredEntry
 from ledger.timefmt import format_time, normalize_time, utc_now
 from projections import config, decisions, review

@@ -25,11 +25,12 @@ from litestar.params import QueryParameter
 from api.keys import Principal
 from api.problems import unavailable
 from api.state import Services
-from ledger import checkpoint_log, tree
 from ledger.checkpoint import Signer
 from ledger.checkpoint_log import CheckpointRecord
 from ledger.entries import b64
 from ledger.errors import InvalidInput, NotFound
+from ledger.sqlite import checkpoints as checkpoint_log
+from ledger.sqlite import tree
 
 TAGS = ["log"]
 MAX_INT = 2**63 - 1

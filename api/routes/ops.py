@@ -17,7 +17,7 @@ from api import metrics
 from api.problems import unavailable
 from api.state import Services
 from ledger.errors import LedgerError
-from ledger.migrate import pending
+from ledger.sqlite.migrate import pending
 
 NOT_READY = "the service is not ready"
 

@@ -15,7 +15,7 @@ from api.app import create_app
 from api.keys import create_key
 from api.settings import Settings
 from ledger.migrate import Migration
-from ledger.sqlite_store import connect
+from ledger.sqlite.connection import connect
 
 from .conftest import bearer
 

@@ -39,8 +39,9 @@ from ledger.events import (
     SubaccountConfigured,
 )
 from ledger.keywords import KeywordChanges
-from ledger.migrate import migrate
-from ledger.sqlite_store import SqliteLogStore, connect
+from ledger.sqlite.connection import connect
+from ledger.sqlite.migrate import migrate
+from ledger.sqlite.store import SqliteLogStore
 from ledger.store import Appended, Draft, LogStore, StoredEntry
 
 Clock = Callable[[], datetime]

@@ -23,14 +23,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 
-from ledger import tree
 from ledger.entries import (
     Entry,
     encode_entry,
@@ -41,10 +39,12 @@ from ledger.entries import (
 )
 from ledger.errors import LedgerError, NotFound, Stale, StoreUnavailable
 from ledger.events import EntryRetracted, event_type
-from ledger.files import PRIVATE_FILE_MODE, create_private_file, make_private_dir
+from ledger.files import PRIVATE_FILE_MODE
 from ledger.group_commit import NOTHING_WRITTEN, GroupCommit, WriteCursor
-from ledger.migrate import migrate
 from ledger.retraction import check_retraction
+from ledger.sqlite import tree
+from ledger.sqlite.connection import BUSY_TIMEOUT_MS, connect
+from ledger.sqlite.migrate import migrate
 from ledger.store import Appended, Committed, Draft, Projector, StoredEntry, Unchanged
 from ledger.timefmt import format_time, utc_now
 
@@ -53,52 +53,11 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: SQLite's busy timeout alone serialises
     fcntl = None  # type: ignore[assignment]
 
-BUSY_TIMEOUT_MS = 30_000
 RARE_TYPES = (
     "type NOT IN ('consent.revoked', 'consent.granted', 'help.requested', 'review.flagged')"
 )
 """The condition of the partial index ``log_by_rare_type`` (migration 0006): a query that
 searches the log by a rare entry type must include it verbatim, or SQLite scans the log."""
-
-
-def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open ``path`` in autocommit mode with the ledger's pragmas (WAL, synchronous=FULL).
-
-    A writer creates what is missing privately: the database's directory 0700, the database
-    0600 — and so its ``-wal`` and ``-shm`` files, which SQLite creates with the database
-    file's own mode.
-    """
-    if not readonly:
-        make_private_dir(Path(path).parent)
-        create_private_file(Path(path))
-    conn = sqlite3.connect(
-        str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
-    )
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if readonly:
-        conn.execute("PRAGMA query_only = ON")
-    else:
-        _use_wal(conn)
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
-
-
-def _use_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL, waiting (like busy_timeout) while another process holds the file.
-
-    Changing the journal mode can fail with "database is locked" at once, without calling the
-    busy handler, when another process opens a fresh database at the same moment.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.005)
 
 
 Build = Callable[[sqlite3.Connection], Sequence[Draft]]
