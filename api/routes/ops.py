@@ -8,8 +8,6 @@ names) going only to the log.
 
 from __future__ import annotations
 
-import sqlite3
-
 from litestar import MediaType, Response, get
 from litestar.di import NamedDependency
 
@@ -54,7 +52,7 @@ def readyz(services: NamedDependency[Services]) -> dict[str, str | int]:
             )
         head = services.ledger.head()
         store.probe_write()
-    except (sqlite3.Error, LedgerError) as exc:
+    except LedgerError as exc:
         raise unavailable("not-ready", NOT_READY, exc) from exc
     return {"status": "ready", "log_position": head}
 

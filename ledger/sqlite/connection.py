@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from ledger.errors import StoreUnavailable
 from ledger.files import create_private_file, make_private_dir
 
 BUSY_TIMEOUT_MS = 30_000
@@ -56,3 +59,13 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.005)
+
+
+@contextmanager
+def unavailable_on_driver_error(doing: str) -> Iterator[None]:
+    """Turn a driver error inside into ``StoreUnavailable`` ("<doing>: <driver message>"): the
+    adapter's edge, past which nothing catches ``sqlite3.Error``."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"{doing}: {exc}") from exc

@@ -43,7 +43,7 @@ from ledger.files import PRIVATE_FILE_MODE
 from ledger.group_commit import NOTHING_WRITTEN, GroupCommit, WriteCursor
 from ledger.retraction import check_retraction
 from ledger.sqlite import tree
-from ledger.sqlite.connection import BUSY_TIMEOUT_MS, connect
+from ledger.sqlite.connection import BUSY_TIMEOUT_MS, connect, unavailable_on_driver_error
 from ledger.sqlite.migrate import migrate
 from ledger.store import Appended, Committed, Draft, Projector, StoredEntry, Unchanged
 from ledger.timefmt import format_time, utc_now
@@ -128,8 +128,10 @@ class SqliteLogStore:
             conn.execute("COMMIT")
 
     def head(self) -> int:
-        """The newest committed position (0 when empty)."""
-        return head_of(self.reader())
+        """The newest committed position (0 when empty); ``StoreUnavailable`` when the database
+        cannot be read."""
+        with unavailable_on_driver_error("cannot read the log"):
+            return head_of(self.reader())
 
     def read_from(self, position: int, limit: int) -> list[StoredEntry]:
         """Up to ``limit`` entries from ``position`` on, in order."""
@@ -169,7 +171,7 @@ class SqliteLogStore:
 
     def erase_evidence(self, position: int, reason: str) -> None:
         """Erase one entry's evidence (salt and content); the entry and every hash stay valid."""
-        with self._write_lock:
+        with self._write_lock, unavailable_on_driver_error(NOTHING_WRITTEN):
             cur = self._wconn.execute(
                 "UPDATE evidence SET salt = NULL, content = NULL, erased_at = ?, "
                 "erase_reason = ? WHERE position = ? AND erased_at IS NULL",
@@ -237,12 +239,13 @@ class SqliteLogStore:
         if not self._write_lock.acquire(timeout=timeout):
             raise StoreUnavailable("the writer stayed busy")
         try:
-            self._wconn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            try:
-                self._writer.begin()
-                self._writer.abandon()
-            finally:
-                self._wconn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            with unavailable_on_driver_error("cannot start a write"):
+                self._wconn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                try:
+                    self._writer.begin()
+                    self._writer.abandon()
+                finally:
+                    self._wconn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         finally:
             self._write_lock.release()
 
