@@ -32,7 +32,7 @@ from api import logs
 from api.keys import SCOPES, create_key, has_keys
 from api.listeners import worker_listener
 from api.settings import Settings
-from ledger.sqlite.connection import connect
+from ledger.sqlite.connection import connect, write_transaction
 from ledger.sqlite.migrate import migrate
 
 BOOTSTRAP_TENANT = "default"
@@ -51,8 +51,7 @@ def bootstrap(db: Path) -> str | None:
     conn = connect(db)
     try:
         migrate(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             key = None
             if not has_keys(conn):
                 key = create_key(
@@ -61,10 +60,6 @@ def bootstrap(db: Path) -> str | None:
                     scopes=list(SCOPES),
                     label="bootstrap admin (created by serve)",
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         conn.close()
     return key

@@ -19,6 +19,8 @@ from ledger.files import create_private_file, make_private_dir
 
 BUSY_TIMEOUT_MS = 30_000
 """How long a connection waits for another's lock before giving up."""
+Connection = sqlite3.Connection
+"""A connection of this adapter, for code that passes one along without using it."""
 
 
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -69,3 +71,19 @@ def unavailable_on_driver_error(doing: str) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         raise StoreUnavailable(f"{doing}: {exc}") from exc
+
+
+@contextmanager
+def write_transaction(conn: Connection) -> Iterator[Connection]:
+    """One write transaction on ``conn`` (``BEGIN IMMEDIATE``: one writer at a time): committed
+    when the block ends, rolled back if it raises. ``StoreUnavailable`` if it cannot start."""
+    with unavailable_on_driver_error("cannot start a write"):
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        with unavailable_on_driver_error("the write could not be committed"):
+            conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

@@ -42,9 +42,10 @@ from ledger.events import EntryRetracted, event_type
 from ledger.files import PRIVATE_FILE_MODE
 from ledger.group_commit import NOTHING_WRITTEN, GroupCommit, WriteCursor
 from ledger.retraction import check_retraction
-from ledger.sqlite import tree
+from ledger.sqlite import quarantine, tree
 from ledger.sqlite.connection import BUSY_TIMEOUT_MS, connect, unavailable_on_driver_error
 from ledger.sqlite.migrate import migrate
+from ledger.sqlite.quarantine import QuarantineRecord
 from ledger.store import Appended, Committed, Draft, Projector, StoredEntry, Unchanged
 from ledger.timefmt import format_time, utc_now
 
@@ -179,6 +180,13 @@ class SqliteLogStore:
             )
             if cur.rowcount == 0:
                 raise NotFound(f"no unerased evidence at position {position}")
+
+    def quarantine(self, record: QuarantineRecord) -> int:
+        """Keep a webhook body in the quarantine, durably once this returns; its id.
+        ``StoreUnavailable`` when it cannot be kept."""
+        quarantining = unavailable_on_driver_error("the body could not be quarantined")
+        with quarantining, self.write_transaction() as conn:
+            return quarantine.add(conn, record)
 
     # -- appends ---------------------------------------------------------------------------
     def append(self, drafts: Sequence[Draft]) -> list[Appended]:
