@@ -10,12 +10,14 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 from typing import Literal
 
 import msgspec
 
 from ledger.errors import InvalidInput, NotFound
+from ledger.sqlite import keys as stored_keys
+from ledger.sqlite.connection import Connection
+from ledger.sqlite.keys import KeyRecord
 from ledger.timefmt import now_text
 
 Scope = Literal["ingest", "check", "audit", "admin", "metrics"]
@@ -67,55 +69,51 @@ def _digest(secret: str) -> bytes:
 
 
 def create_key(
-    conn: sqlite3.Connection, *, tenant: str | None, scopes: list[Scope], label: str | None = None
+    conn: Connection, *, tenant: str | None, scopes: list[Scope], label: str | None = None
 ) -> str:
     """Create a key and return it in full (the only time the secret exists outside a hash)."""
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    conn.execute(
-        "INSERT INTO api_keys (id, tenant, scopes, secret_sha256, label, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (key_id, tenant, ",".join(scopes), _digest(secret), label, now_text()),
+    record = KeyRecord(
+        id=key_id,
+        tenant=tenant,
+        scopes=tuple(scopes),
+        secret_sha256=_digest(secret),
+        label=label,
+        created_at=now_text(),
     )
+    stored_keys.add_key(conn, record)
     return f"cl_{key_id}_{secret}"
 
 
-def list_keys(conn: sqlite3.Connection) -> list[KeyInfo]:
+def list_keys(conn: Connection) -> list[KeyInfo]:
     """Every key, oldest first, without secrets."""
-    rows = conn.execute(
-        "SELECT id, tenant, scopes, label, created_at, revoked_at FROM api_keys "
-        "ORDER BY created_at, id"
-    ).fetchall()
-    return [KeyInfo(r[0], r[1], r[2].split(","), r[3], r[4], r[5]) for r in rows]
+    return [
+        KeyInfo(k.id, k.tenant, list(k.scopes), k.label, k.created_at, k.revoked_at)
+        for k in stored_keys.all_keys(conn)
+    ]
 
 
-def revoke_key(conn: sqlite3.Connection, key_id: str) -> None:
+def revoke_key(conn: Connection, key_id: str) -> None:
     """Revoke a key from now on; ``NotFound`` if there is no such unrevoked key."""
-    cur = conn.execute(
-        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-        (now_text(), key_id),
-    )
-    if cur.rowcount == 0:
+    if not stored_keys.revoke_key(conn, key_id, now_text()):
         raise NotFound(f"there is no active key with id {key_id!r}")
 
 
-def has_keys(conn: sqlite3.Connection) -> bool:
+def has_keys(conn: Connection) -> bool:
     """Whether any key was ever created."""
-    return conn.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
+    return stored_keys.has_keys(conn)
 
 
-def authenticate(conn: sqlite3.Connection, presented: str) -> Principal | None:
+def authenticate(conn: Connection, presented: str) -> Principal | None:
     """The principal of a presented key, or ``None`` if it is malformed, unknown or revoked."""
     match = _KEY.fullmatch(presented.strip())
     if match is None:
         return None
-    row = conn.execute(
-        "SELECT tenant, scopes, secret_sha256, revoked_at FROM api_keys WHERE id = ?",
-        (match.group(1),),
-    ).fetchone()
-    if row is None or row[3] is not None:
+    found = stored_keys.key_by_id(conn, match.group(1))
+    if found is None or found.revoked_at is not None:
         hmac.compare_digest(_digest(match.group(2)), bytes(32))  # same work either way
         return None
-    if not hmac.compare_digest(_digest(match.group(2)), row[2]):
+    if not hmac.compare_digest(_digest(match.group(2)), found.secret_sha256):
         return None
-    return Principal(match.group(1), row[0], frozenset(row[1].split(",")))
+    return Principal(match.group(1), found.tenant, frozenset(found.scopes))

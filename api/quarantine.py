@@ -10,13 +10,13 @@ only, oldest first. Quarantined bodies are personal data and never part of the l
 
 from __future__ import annotations
 
-import sqlite3
-
 import msgspec
 
 from ledger.entries import b64, keep_bytes
-from ledger.errors import StoreUnavailable
-from ledger.sqlite_store import SqliteLogStore
+from ledger.sqlite.connection import Connection
+from ledger.sqlite.quarantine import QuarantineRecord
+from ledger.sqlite.quarantine import listed as quarantined
+from ledger.sqlite.store import SqliteLogStore
 
 MAX_REASON_CHARS = 500
 MAX_CONTENT_TYPE_CHARS = 200
@@ -55,52 +55,38 @@ class QuarantinedBody(msgspec.Struct, frozen=True, kw_only=True):
 def keep(store: SqliteLogStore, tenant: str, reason: str, body: bytes, received: Received) -> int:
     """Store ``body`` in the quarantine and return its id."""
     kept = keep_bytes(body)
-    row = (
-        tenant,
-        received.received_at,
-        reason[:MAX_REASON_CHARS],
-        (received.content_type or None) and received.content_type[:MAX_CONTENT_TYPE_CHARS],
-        kept.data,
-        received.remote_addr,
-        received.request_id,
-        kept.length,
-        kept.sha256,
+    record = QuarantineRecord(
+        tenant=tenant,
+        received_at=received.received_at,
+        reason=reason[:MAX_REASON_CHARS],
+        content_type=(received.content_type or None)
+        and received.content_type[:MAX_CONTENT_TYPE_CHARS],
+        body=kept.data,
+        remote_addr=received.remote_addr,
+        request_id=received.request_id,
+        body_length=kept.length,
+        body_sha256=kept.sha256,
     )
-    try:
-        with store.write_transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO quarantine (tenant, received_at, reason, content_type, body, "
-                "remote_addr, request_id, body_length, body_sha256) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
-            return int(cur.lastrowid or 0)
-    except sqlite3.Error as exc:
-        raise StoreUnavailable(f"the body could not be quarantined: {exc}") from exc
+    return store.quarantine(record)
 
 
 def listed(
-    conn: sqlite3.Connection, tenant: str, *, after_id: int = 0, limit: int = 100
+    conn: Connection, tenant: str, *, after_id: int = 0, limit: int = 100
 ) -> list[QuarantinedBody]:
     """Up to ``limit`` of ``tenant``'s quarantined bodies with id > ``after_id``, oldest first."""
-    rows = conn.execute(
-        "SELECT id, received_at, reason, content_type, body, remote_addr, request_id, "
-        "body_length, body_sha256 FROM quarantine WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?",
-        (tenant, after_id, limit),
-    )
     return [
         QuarantinedBody(
-            id=r[0],
-            received_at=r[1],
-            reason=r[2],
-            content_type=r[3],
-            body=bytes(r[4]).decode("utf-8", errors="replace"),
-            body_base64=b64(bytes(r[4])),
-            remote_addr=r[5],
-            request_id=r[6],
-            truncated=r[7] is not None,
-            length=r[7],
-            sha256=r[8],
+            id=r.id,
+            received_at=r.received_at,
+            reason=r.reason,
+            content_type=r.content_type,
+            body=r.body.decode("utf-8", errors="replace"),
+            body_base64=b64(r.body),
+            remote_addr=r.remote_addr,
+            request_id=r.request_id,
+            truncated=r.body_length is not None,
+            length=r.body_length,
+            sha256=r.body_sha256,
         )
-        for r in rows
+        for r in quarantined(conn, tenant, after_id=after_id, limit=limit)
     ]

@@ -31,10 +31,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ledger import merkle, tree
+from ledger import merkle
 from ledger.entries import Evidence
 from ledger.events import ConsentGranted, ConsentRevoked, Event, HelpRequested
-from ledger.sqlite_store import connect
+from ledger.sqlite import tree
+from ledger.sqlite.connection import connect
 from ledger.store import Draft
 from projections.ledger import ConsentLedger
 

@@ -42,7 +42,7 @@ import inproc  # noqa: E402
 import load  # noqa: E402
 import server  # noqa: E402
 
-from ledger.sqlite_store import connect  # noqa: E402
+from ledger.sqlite.connection import connect  # noqa: E402
 
 CLI = Path(sys.executable).with_name("consent-ledger")
 SUBACCOUNT = "ACME_MKT"

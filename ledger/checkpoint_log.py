@@ -1,4 +1,4 @@
-"""Signed checkpoints of the log, kept forever in the ``checkpoints`` table.
+"""Signed checkpoints of the log, kept forever by the store (``CheckpointTable``).
 
 Guarantees: a checkpoint is signed only for a tree larger than the previous checkpoint's, and only
 after a consistency proof from the previous checkpoint to the new tree has been built from the
@@ -9,15 +9,16 @@ twice for one interval.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import msgspec
 
 from ledger import merkle, tree
 from ledger.checkpoint import Checkpoint, Signer, checkpoint_body
-from ledger.errors import NotFound, TamperDetected
+from ledger.errors import TamperDetected
 from ledger.timefmt import format_time, parse_time
+from ledger.tree import TreeNodes
 
 
 class CheckpointRecord(msgspec.Struct, frozen=True):
@@ -29,48 +30,36 @@ class CheckpointRecord(msgspec.Struct, frozen=True):
     signed_at: str
 
 
-_COLUMNS = "size, root, note, signed_at"
+class CheckpointTable(Protocol):
+    """Where a store keeps its checkpoints (inside the write transaction of ``sign``)."""
 
+    def latest(self) -> CheckpointRecord | None:
+        """The newest checkpoint, or ``None`` before the first."""
+        ...
 
-def latest(conn: sqlite3.Connection) -> CheckpointRecord | None:
-    """The newest checkpoint, or ``None`` before the first."""
-    row = conn.execute(f"SELECT {_COLUMNS} FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()  # noqa: S608
-    return None if row is None else CheckpointRecord(*row)
-
-
-def since(conn: sqlite3.Connection, size: int, limit: int = 1000) -> list[CheckpointRecord]:
-    """Checkpoints with tree size ≥ ``size``, oldest first."""
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM checkpoints WHERE size >= ? ORDER BY size LIMIT ?",  # noqa: S608
-        (size, limit),
-    ).fetchall()
-    return [CheckpointRecord(*r) for r in rows]
-
-
-def at_size(conn: sqlite3.Connection, size: int) -> CheckpointRecord:
-    """The checkpoint of exactly ``size`` entries (``NotFound`` otherwise)."""
-    row = conn.execute(f"SELECT {_COLUMNS} FROM checkpoints WHERE size = ?", (size,)).fetchone()  # noqa: S608
-    if row is None:
-        raise NotFound(f"no checkpoint was signed at tree size {size}")
-    return CheckpointRecord(*row)
+    def add(self, record: CheckpointRecord) -> None:
+        """Keep ``record`` (forever)."""
+        ...
 
 
 def sign(
-    conn: sqlite3.Connection,
+    table: CheckpointTable,
+    nodes: TreeNodes,
     signer: Signer,
     origin: str,
     now: datetime,
     *,
     min_interval: float | None = None,
 ) -> CheckpointRecord | None:
-    """Sign a checkpoint of the current tree if it grew (``conn`` inside a write transaction).
+    """Sign a checkpoint of the stored tree ``nodes`` if it grew, keeping it in ``table`` (both
+    inside one write transaction).
 
     Returns the new checkpoint; the latest one if the tree has not grown since; ``None`` when
     ``min_interval`` seconds have not passed since the latest. Raises ``TamperDetected`` if the
     stored tree is not consistent with the latest checkpoint.
     """
-    size = tree.tree_size(conn)
-    previous = latest(conn)
+    size = nodes.size()
+    previous = table.latest()
     if previous is not None and previous.size >= size:
         return previous
     too_soon = (
@@ -80,9 +69,9 @@ def sign(
     )
     if too_soon:
         return None
-    root = tree.root(conn, size)
+    root = tree.root(nodes, size)
     if previous is not None and previous.size > 0:
-        proof = tree.consistency_proof(conn, previous.size, size)
+        proof = tree.consistency_proof(nodes, previous.size, size)
         if not merkle.verify_consistency(previous.size, size, previous.root, root, proof):
             raise TamperDetected(
                 f"the log at size {size} is not consistent with checkpoint {previous.size}; "
@@ -90,8 +79,5 @@ def sign(
             )
     note = signer.sign_note(checkpoint_body(Checkpoint(origin=origin, size=size, root=root)))
     record = CheckpointRecord(size, root, note, format_time(now))
-    conn.execute(
-        "INSERT INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
-        (record.size, record.root, record.note, record.signed_at),
-    )
+    table.add(record)
     return record

@@ -25,11 +25,10 @@ recomputed tree and the stored one (about 64 bytes per entry each).
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from array import array
 from binascii import b2a_base64
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 import msgspec
 
@@ -38,10 +37,9 @@ from ledger.checkpoint import open_note
 from ledger.entries import Entry, encode_entry
 from ledger.errors import InvalidInput
 from ledger.events import EVENT_TYPES, event_type
-from ledger.sqlite_store import head_of
 from ledger.store import StoredEntry
 
-_COLUMNS = (
+INDEXED_COLUMNS = (  # the entry fields a store keeps beside the bytes, in ``EntryRow`` order
     "tenant",
     "key",
     "event_id",
@@ -102,34 +100,57 @@ class Report(msgspec.Struct, kw_only=True):
             self.problems[-1] = Problem(position, what)
 
 
+class VerifySource(Protocol):
+    """What verification reads from a store, all inside one read transaction. The store hands
+    over what it keeps, unchecked: every check is made here."""
+
+    def head(self) -> int:
+        """The newest log position (0 for an empty log)."""
+        ...
+
+    def entries_after(self, position: int, limit: int) -> list[EntryRow]:
+        """Up to ``limit`` entries after ``position``, in position order, with their evidence."""
+        ...
+
+    def orphan_evidence(self) -> int | None:
+        """The first position that has evidence but no entry, if any."""
+        ...
+
+    def tree_nodes(self) -> Iterable[tuple[int, int, bytes]]:
+        """Every stored tree node as (level, index, hash); within a level in index order."""
+        ...
+
+    def checkpoints(self) -> list[tuple[int, bytes, str]]:
+        """Every stored checkpoint as (size, root, signed note), by size."""
+        ...
+
+
+EntryRow = tuple[Any, ...]
+"""One entry as stored: position, entry bytes, stored leaf hash, the indexed columns (tenant,
+key, event_id, type, subaccount, msisdn, occurred_at, recorded_at), whether an evidence row
+exists, its salt and its content (those three from the evidence table)."""
+
+
 def verify_log(
-    conn: sqlite3.Connection,
+    source: VerifySource,
     verifier_key: str | None,
     progress: Progress | None = None,
     each_batch: Batch | None = None,
 ) -> Report:
-    """Verify the log, evidence, tree and checkpoints on ``conn`` (inside one transaction).
+    """Verify the log, evidence, tree and checkpoints ``source`` reads (in one transaction).
 
     Without ``verifier_key`` checkpoint signatures are not checked (``signatures_checked`` is
     False); everything else is.
     """
     report = Report(signatures_checked=verifier_key is not None)
-    total = head_of(conn)
-    leaves = _check_entries(conn, report, total, progress, each_batch)
-    levels = _check_tree(conn, report, leaves, progress)
-    _check_checkpoints(conn, report, verifier_key, levels, progress)
+    total = source.head()
+    leaves = _check_entries(source, report, total, progress, each_batch)
+    levels = _check_tree(source, report, leaves, progress)
+    _check_checkpoints(source, report, verifier_key, levels, progress)
     return report
 
 
 # -- entries and evidence -----------------------------------------------------------------------
-
-_ENTRY_QUERY = (
-    "SELECT l.position, l.entry, l.leaf_hash, "
-    + ", ".join(f"l.{c}" for c in _COLUMNS)
-    + ", e.position IS NOT NULL, e.salt, e.content "
-    "FROM log l LEFT JOIN evidence e ON e.position = l.position "
-    "WHERE l.position > ? ORDER BY l.position LIMIT ?"
-)
 
 
 class _Scan:
@@ -142,7 +163,7 @@ class _Scan:
 
 
 def _check_entries(
-    conn: sqlite3.Connection,
+    source: VerifySource,
     report: Report,
     total: int,
     progress: Progress | None,
@@ -151,7 +172,7 @@ def _check_entries(
     """Check every entry and its evidence; returns the concatenated recomputed leaf hashes."""
     scan = _Scan()
     last = 0
-    while rows := conn.execute(_ENTRY_QUERY, (last, BATCH)).fetchall():
+    while rows := source.entries_after(last, BATCH):
         decoded = _check_rows(report, rows, scan)
         if each_batch is not None and decoded:
             each_batch(decoded)
@@ -159,10 +180,7 @@ def _check_entries(
         report.entries += len(rows)
         if progress:
             progress("entries", report.entries, total)
-    orphan = conn.execute(
-        "SELECT min(e.position) FROM evidence e LEFT JOIN log l ON l.position = e.position "
-        "WHERE l.position IS NULL"
-    ).fetchone()[0]
+    orphan = source.orphan_evidence()
     if orphan is not None:
         report.add(orphan, "evidence is stored for a position the log does not have")
     return bytes(scan.leaves)
@@ -175,7 +193,7 @@ _TAGS: dict[type, str] = {cls: cls.__struct_config__.tag for cls in EVENT_TYPES}
 
 
 def _check_rows(report: Report, rows: list[Any], scan: _Scan) -> list[tuple[StoredEntry, Entry]]:
-    """Check one batch of ``_ENTRY_QUERY`` rows; returns the entries that decoded.
+    """Check one batch of ``EntryRow``s; returns the entries that decoded.
 
     The common case (everything agrees) is one expression per entry; any disagreement goes to
     ``_explain``, which checks each rule on its own and reports every one that fails.
@@ -240,7 +258,7 @@ def _explain(report: Report, row: Any, entry: Entry, digest: bytes, last_recorde
         report.add(position, "entry type differs from its event's tag")
     if entry.recorded_at < last_recorded:
         report.add(position, "recorded time goes backwards")
-    for name, value in zip(_COLUMNS, row[3:11], strict=True):
+    for name, value in zip(INDEXED_COLUMNS, row[3:11], strict=True):
         if getattr(entry, name) != value:
             report.add(position, f"indexed column {name!r} differs from the entry bytes")
     _check_evidence(report, position, entry.evidence_digest, row[11], row[12], row[13])
@@ -277,7 +295,7 @@ _H = merkle.HASH_SIZE
 
 
 def _check_tree(
-    conn: sqlite3.Connection, report: Report, leaves: bytes, progress: Progress | None
+    source: VerifySource, report: Report, leaves: bytes, progress: Progress | None
 ) -> list[bytes]:
     """Recompute every perfect subtree level by level and compare with the stored nodes.
 
@@ -286,7 +304,7 @@ def _check_tree(
     levels = [leaves]
     bad: set[int] = set()  # indexes at the level below whose stored node differs
     height = max(len(leaves) // _H, 1).bit_length()
-    stored = _stored_levels(conn)
+    stored = _stored_levels(source)
     for level in range(height):
         if level > 0:
             below = levels[-1]
@@ -316,13 +334,10 @@ class _StoredLevel:
         self.hashes = bytearray()
 
 
-def _stored_levels(conn: sqlite3.Connection) -> dict[int, _StoredLevel]:
-    """Every stored node, read in one pass over the table (its key order is completion order;
-    within a level that is index order)."""
+def _stored_levels(source: VerifySource) -> dict[int, _StoredLevel]:
+    """Every stored node, read in one pass."""
     levels: dict[int, _StoredLevel] = {}
-    for level, index, digest in conn.execute(
-        "SELECT level, idx, hash FROM tree_nodes ORDER BY node"
-    ):
+    for level, index, digest in source.tree_nodes():
         found = levels.get(level)
         if found is None:
             found = levels[level] = _StoredLevel()
@@ -385,7 +400,7 @@ def _getter(levels: list[bytes]) -> merkle.NodeGetter:
 
 
 def _check_checkpoints(
-    conn: sqlite3.Connection,
+    source: VerifySource,
     report: Report,
     verifier_key: str | None,
     levels: list[bytes],
@@ -394,7 +409,7 @@ def _check_checkpoints(
     size_now = len(levels[0]) // _H
     get = _getter(levels)
     previous: tuple[int, bytes] | None = None
-    rows = conn.execute("SELECT size, root, note FROM checkpoints ORDER BY size").fetchall()
+    rows = source.checkpoints()
     for size, stored_root, note in rows:
         report.checkpoints += 1
         if progress:

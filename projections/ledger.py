@@ -17,7 +17,7 @@ from ledger.errors import InvalidInput, NotFound
 from ledger.events import EntryRetracted, Method, SubaccountConfigured, TenantConfigured, Unknown
 from ledger.keywords import KeywordChanges, Mode, Policy, validate_changes
 from ledger.msisdn import to_e164, valid_region
-from ledger.sqlite_store import SqliteLogStore
+from ledger.sqlite.store import SqliteLogStore
 from ledger.store import Appended, Draft, StoredEntry
 from ledger.timefmt import format_time, normalize_time, utc_now
 from projections.config import SubaccountSettings
@@ -392,7 +392,7 @@ def open_ledger(location: str | Path, clock: Callable[[], datetime] = utc_now) -
     The server, its bootstrap key and every command open their database here, so each gets the
     same settings: a missing database is created privately (directory 0700, file 0600) and every
     pending migration is applied before this returns; the store's durability settings apply to
-    every connection (``ledger.sqlite_store``). The caller closes the ledger. (``verify`` alone
+    every connection (``ledger.sqlite``). The caller closes the ledger. (``verify`` alone
     reads a database without opening it here: it must never create, migrate or write one.)
     """
     return ConsentLedger(database_path(location), clock)

@@ -26,9 +26,10 @@ from api.signing import signer_for
 from ledger.checkpoint import load_or_create_signing_key, parse_verifier_key
 from ledger.entries import b64
 from ledger.errors import InvalidInput, MigrationError
-from ledger.migrate import pending
-from ledger.sqlite_store import BUSY_TIMEOUT_MS
-from ledger.verify import Progress, Report, verify_log
+from ledger.sqlite.connection import BUSY_TIMEOUT_MS
+from ledger.sqlite.migrate import pending
+from ledger.sqlite.verify import verify_log
+from ledger.verify import Progress, Report
 from projections.sqlite.projectors import projectors
 from projections.sqlite.shadow import ShadowReplay
 
@@ -144,10 +145,10 @@ def verify_database(
 ) -> tuple[Report, dict[str, int]]:
     """Verify the database at ``path`` in one read snapshot, read-only, without the write lock.
 
-    Returns the report of ``ledger.verify.verify_log`` and the projection tables that differ
-    from a replay of the same entries (table -> earliest differing position); the replay runs as
-    the entries are checked, into TEMP shadows (``projections.sqlite.shadow``), so each entry is read
-    and decoded once.
+    Returns the report of ``verify_log`` and the projection tables that differ from a replay of
+    the same entries (table -> earliest differing position); the replay runs as the entries are
+    checked, into TEMP shadows (``projections.sqlite.shadow``), so each entry is read and decoded
+    once.
     """
     try:
         conn = open_readonly(path)

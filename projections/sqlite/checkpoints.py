@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ledger import checkpoint_log, tree
 from ledger.checkpoint import Signer
 from ledger.checkpoint_log import CheckpointRecord
-from ledger.sqlite_store import SqliteLogStore
+from ledger.sqlite import checkpoints as checkpoint_log
+from ledger.sqlite import tree
+from ledger.sqlite.store import SqliteLogStore
 
 
 class SqliteCheckpoints:

@@ -19,12 +19,13 @@ from typing import Any, TypeVar, cast
 
 import msgspec
 
-from ledger import checkpoint_log, tree
 from ledger.checkpoint_log import CheckpointRecord
 from ledger.errors import StoreUnavailable
 from ledger.keywords import KeywordChanges
-from ledger.migrate import pending
-from ledger.sqlite_store import RARE_TYPES, SqliteLogStore, head_of
+from ledger.sqlite import checkpoints as checkpoint_log
+from ledger.sqlite import tree
+from ledger.sqlite.migrate import pending
+from ledger.sqlite.store import RARE_TYPES, SqliteLogStore, head_of
 from ledger.store import Appended, StoredEntry
 from projections.config import SubaccountSettings
 from projections.decisions import BulkStates, Decision, Fact, State, UnknownRule, decision

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Protocol, runtime_checkable
 
 from ledger.entries import decode_entry
-from ledger.sqlite_store import SqliteLogStore
+from ledger.sqlite.store import SqliteLogStore
 from ledger.store import Committed, Projector, StoredEntry
 
 PROJECTION_TABLES = (

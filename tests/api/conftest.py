@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from api.keys import create_key, revoke_key
 from api.settings import Settings
-from ledger.sqlite_store import connect
+from ledger.sqlite.connection import connect
 
 FIXTURES_8X8 = Path(__file__).parent.parent / "fixtures" / "8x8"
 MSISDN = "+6581968289"

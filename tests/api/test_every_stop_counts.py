@@ -384,7 +384,7 @@ def stop_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from api.app import create_app
     from api.keys import create_key
     from api.settings import Settings
-    from ledger.sqlite_store import connect
+    from ledger.sqlite.connection import connect
 
     db = tmp_path_factory.mktemp("mutations") / "ledger.db"
     settings_ = Settings(db=db, log_format="json", checkpoint_interval=0)

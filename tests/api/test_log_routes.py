@@ -503,7 +503,7 @@ def test_two_workers_sign_once_per_interval(tmp_path: Path) -> None:
 def keys_for() -> Any:
     """Create the usual keys for an app started with other settings."""
     from api.keys import create_key
-    from ledger.sqlite_store import connect
+    from ledger.sqlite.connection import connect
 
     def make(settings: Settings) -> dict[str, str]:
         conn = connect(settings.db)

@@ -23,7 +23,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from api.keys import create_key
 from api.settings import Settings
-from ledger.sqlite_store import connect
+from ledger.sqlite.connection import connect
 from projections.ledger import ConsentLedger
 
 def decide(self, tenant, subaccount, msisdn, **_):

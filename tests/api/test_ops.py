@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from api.keys import create_key
 from api.settings import Settings
-from ledger.sqlite_store import connect
+from ledger.sqlite.connection import connect
 from projections.sqlite.read_model import SqliteView
 
 from .conftest import bearer

@@ -31,7 +31,7 @@ from api import asgi, serve
 from api.cli import main
 from api.keys import SCOPES, list_keys
 from api.settings import Settings
-from ledger.sqlite_store import connect
+from ledger.sqlite.connection import connect
 
 from ..server_util import CLI, KEY_LINE, Server, start_server, stop_server
 from .conftest import basic, bearer, fixture_body

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.sqlite_store import SqliteLogStore
+from ledger.sqlite.store import SqliteLogStore
 from projections.ledger import ConsentLedger
 from projections.rebuild import matches_rebuild
 

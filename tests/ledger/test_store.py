@@ -39,8 +39,9 @@ from ledger.events import (
     SubaccountConfigured,
 )
 from ledger.keywords import KeywordChanges
-from ledger.migrate import migrate
-from ledger.sqlite_store import SqliteLogStore, connect
+from ledger.sqlite.connection import connect
+from ledger.sqlite.migrate import migrate
+from ledger.sqlite.store import SqliteLogStore
 from ledger.store import Appended, Draft, LogStore, StoredEntry
 
 Clock = Callable[[], datetime]
@@ -194,7 +195,7 @@ def in_one_group(store: SqliteLogStore, calls: Sequence[Callable[[], object]]) -
         for t in threads:
             t.start()
         deadline = time.monotonic() + 10
-        while len(store._pending) < len(calls):
+        while len(store.group_commit.pending) < len(calls):
             assert time.monotonic() < deadline, "tickets were not queued"
             time.sleep(0.001)
     for t in threads:

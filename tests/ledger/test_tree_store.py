@@ -21,11 +21,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import checkpoint_log, merkle, tree
+from ledger import checkpoint_log, merkle
 from ledger.checkpoint import Signer, open_note
 from ledger.errors import InvalidInput, RetractionError
 from ledger.events import EntryRetracted, HelpRequested
-from ledger.sqlite_store import SqliteLogStore
+from ledger.sqlite import checkpoints, tree
+from ledger.sqlite.store import SqliteLogStore
 from ledger.store import Draft
 
 ORIGIN = "test.example/log"
@@ -169,7 +170,7 @@ def test_out_of_range_consistency_is_refused(
 def sign(store: SqliteLogStore, clock: FixedClock, min_interval: float | None = None
          ) -> checkpoint_log.CheckpointRecord | None:  # fmt: skip
     with store.write_transaction() as conn:
-        return checkpoint_log.sign(conn, SIGNER, ORIGIN, clock(), min_interval=min_interval)
+        return checkpoints.sign(conn, SIGNER, ORIGIN, clock(), min_interval=min_interval)
 
 
 def test_checkpoints_are_consistent_with_their_predecessors(store: SqliteLogStore) -> None:
@@ -182,7 +183,7 @@ def test_checkpoints_are_consistent_with_their_predecessors(store: SqliteLogStor
         assert sign(store, clock) is not None
     leaves = stored_leaves(store)
     with store.snapshot() as conn:
-        records = checkpoint_log.since(conn, 0)
+        records = checkpoints.since(conn, 0)
     assert [r.size for r in records] == sorted({r.size for r in records})
     assert records[-1].size == n
     for record in records:
@@ -202,7 +203,7 @@ def test_a_second_sign_without_growth_returns_the_same_checkpoint(store: SqliteL
     again = sign(store, clock)
     assert again == first
     with store.snapshot() as conn:
-        assert len(checkpoint_log.since(conn, 0)) == 1
+        assert len(checkpoints.since(conn, 0)) == 1
 
 
 def test_min_interval_is_respected(store: SqliteLogStore) -> None:
@@ -253,7 +254,7 @@ def test_checkpoints_from_two_stores_on_one_file_are_one_per_interval(tmp_path: 
             for t in threads:
                 t.join()
         with stores[0].snapshot() as conn:
-            records = checkpoint_log.since(conn, 0)
+            records = checkpoints.since(conn, 0)
         assert [r.size for r in records] == [1, 2, 3, 4, 5]  # one signature per round
         # the other worker of each round got the winner's checkpoint back
         assert sorted(r.size for r in signed if r is not None) == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
@@ -275,4 +276,4 @@ def test_sign_refuses_a_tree_inconsistent_with_the_last_checkpoint(store: Sqlite
     with pytest.raises(TamperDetected):
         sign(store, clock)
     with store.snapshot() as conn:
-        assert [r.size for r in checkpoint_log.since(conn, 0)] == [2]
+        assert [r.size for r in checkpoints.since(conn, 0)] == [2]

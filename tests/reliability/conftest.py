@@ -21,7 +21,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from api.keys import SCOPES, create_key
 from api.settings import Settings
-from ledger.sqlite_store import connect
+from ledger.sqlite.connection import connect
 from projections.ledger import ConsentLedger
 from projections.rebuild import matches_rebuild
 

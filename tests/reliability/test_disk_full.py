@@ -206,7 +206,7 @@ def append_as_one_group(ledger: ConsentLedger, drafts: list[Draft]) -> list[obje
         for t in threads:
             t.start()
         deadline = time.monotonic() + 10
-        while len(store._pending) < len(drafts):
+        while len(store.group_commit.pending) < len(drafts):
             assert time.monotonic() < deadline
             time.sleep(0.001)
     for t in threads:

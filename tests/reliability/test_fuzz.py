@@ -27,7 +27,7 @@ import pytest
 
 from api.app import ROUTE_MODULES
 from api.keys import SCOPES, create_key
-from ledger.sqlite_store import connect
+from ledger.sqlite.connection import connect
 
 from ..server_util import Server, fresh_connections, start_server, stop_server
 from .conftest import assert_verifies, head, sms

@@ -1,0 +1,95 @@
+"""API keys in SQLite (the ``api_keys`` table): the SQL of ``api.keys``, which owns what a key
+is (its format, scopes and hashing).
+
+Guarantees: only the SHA-256 of a key's secret is stored; a revocation is kept (a key is never
+deleted); a driver error becomes ``StoreUnavailable`` (nothing was written).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import msgspec
+
+from ledger.sqlite.connection import unavailable_on_driver_error
+
+
+class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One API key as stored (``tenant`` ``None``: an operator key)."""
+
+    id: str
+    tenant: str | None
+    scopes: tuple[str, ...]
+    secret_sha256: bytes
+    label: str | None
+    created_at: str
+    revoked_at: str | None = None
+
+
+_COLUMNS = "id, tenant, scopes, secret_sha256, label, created_at, revoked_at"
+
+
+def _record(row: Sequence[object]) -> KeyRecord:
+    key_id, tenant, scopes, digest, label, created_at, revoked_at = row
+    return KeyRecord(
+        id=str(key_id),
+        tenant=None if tenant is None else str(tenant),
+        scopes=tuple(str(scopes).split(",")),
+        secret_sha256=bytes(digest),  # type: ignore[call-overload]
+        label=None if label is None else str(label),
+        created_at=str(created_at),
+        revoked_at=None if revoked_at is None else str(revoked_at),
+    )
+
+
+def add_key(conn: sqlite3.Connection, record: KeyRecord) -> None:
+    """Store a new key."""
+    with unavailable_on_driver_error("the key could not be stored"):
+        conn.execute(
+            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            (
+                record.id,
+                record.tenant,
+                ",".join(record.scopes),
+                record.secret_sha256,
+                record.label,
+                record.created_at,
+                record.revoked_at,
+            ),
+        )
+
+
+def all_keys(conn: sqlite3.Connection) -> list[KeyRecord]:
+    """Every key, oldest first (by creation time, then id)."""
+    with unavailable_on_driver_error("the keys could not be read"):
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at, id"  # noqa: S608
+        ).fetchall()
+    return [_record(r) for r in rows]
+
+
+def key_by_id(conn: sqlite3.Connection, key_id: str) -> KeyRecord | None:
+    """The key ``key_id``, revoked or not; ``None`` when there is none."""
+    with unavailable_on_driver_error("the key could not be read"):
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?",  # noqa: S608
+            (key_id,),
+        ).fetchone()
+    return None if row is None else _record(row)
+
+
+def revoke_key(conn: sqlite3.Connection, key_id: str, at: str) -> bool:
+    """Revoke key ``key_id`` as of ``at``; whether an unrevoked key of that id existed."""
+    with unavailable_on_driver_error("the key could not be revoked"):
+        cur = conn.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (at, key_id),
+        )
+    return cur.rowcount > 0
+
+
+def has_keys(conn: sqlite3.Connection) -> bool:
+    """Whether any key was ever created."""
+    with unavailable_on_driver_error("the keys could not be read"):
+        return conn.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None

@@ -1,0 +1,80 @@
+"""The webhook quarantine in SQLite (the ``quarantine`` table): the SQL of ``api.quarantine``,
+which decides what is kept and how it is shown."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import msgspec
+
+from ledger.sqlite.connection import unavailable_on_driver_error
+
+
+class QuarantineRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One quarantined body as stored (``body_length`` and ``body_sha256`` describe the whole
+    body when only a prefix was kept; both ``None`` otherwise)."""
+
+    tenant: str
+    received_at: str
+    reason: str
+    content_type: str | None
+    body: bytes
+    remote_addr: str | None
+    request_id: str | None
+    body_length: int | None = None
+    body_sha256: str | None = None
+    id: int = 0
+    """Assigned when it is kept."""
+
+
+_COLUMNS = (
+    "tenant, received_at, reason, content_type, body, remote_addr, request_id, body_length, "
+    "body_sha256"
+)
+
+
+def add(conn: sqlite3.Connection, record: QuarantineRecord) -> int:
+    """Keep ``record`` (inside the caller's write transaction); its id."""
+    with unavailable_on_driver_error("the body could not be quarantined"):
+        cur = conn.execute(
+            f"INSERT INTO quarantine ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            (
+                record.tenant,
+                record.received_at,
+                record.reason,
+                record.content_type,
+                record.body,
+                record.remote_addr,
+                record.request_id,
+                record.body_length,
+                record.body_sha256,
+            ),
+        )
+    return int(cur.lastrowid or 0)
+
+
+def listed(
+    conn: sqlite3.Connection, tenant: str, *, after_id: int, limit: int
+) -> list[QuarantineRecord]:
+    """Up to ``limit`` of ``tenant``'s records with id > ``after_id``, oldest first."""
+    with unavailable_on_driver_error("the quarantine could not be read"):
+        rows = conn.execute(
+            f"SELECT id, {_COLUMNS} FROM quarantine WHERE tenant = ? AND id > ? "  # noqa: S608
+            "ORDER BY id LIMIT ?",
+            (tenant, after_id, limit),
+        ).fetchall()
+    return [
+        QuarantineRecord(
+            id=r[0],
+            tenant=r[1],
+            received_at=r[2],
+            reason=r[3],
+            content_type=r[4],
+            body=bytes(r[5]),
+            remote_addr=r[6],
+            request_id=r[7],
+            body_length=r[8],
+            body_sha256=r[9],
+        )
+        for r in rows
+    ]
