@@ -21,11 +21,6 @@ OURS = ("ledger", "projections", "api", "migrations")
 MAY_IMPORT = {"ledger": {"ledger"}, "projections": {"ledger", "projections"}}
 """Of our packages, what each layer may import (``api`` may import every one)."""
 
-DRIVER_OUTSIDE_AN_ADAPTER = {
-    "api/cli/log.py": "verify opens the database read-only itself (follow-up: the adapter's)",
-}
-"""Modules that still import ``sqlite3`` outside an adapter, and why: the list may only shrink."""
-
 
 def _package_dir(name: str) -> Path:
     spec = importlib.util.find_spec(name)
@@ -104,9 +99,7 @@ def test_only_adapters_import_the_driver() -> None:
         if "/sqlite/" not in relative
         and any(module.split(".")[0] in DRIVERS for module, _ in _imports(tree, relative))
     }
-    assert importing - set(DRIVER_OUTSIDE_AN_ADAPTER) == set()
-    gone = set(DRIVER_OUTSIDE_AN_ADAPTER) - importing
-    assert gone == set(), "no longer imports sqlite3: take it off DRIVER_OUTSIDE_AN_ADAPTER"
+    assert importing == set()
 
 
 def test_the_domain_does_not_name_its_adapter() -> None:

@@ -11,32 +11,21 @@ behind this build is refused, not migrated) and never creates a signing key.
 from __future__ import annotations
 
 import argparse
-import gc
-import sqlite3
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from urllib.parse import quote
 
 from api.cli.common import Subparsers, db_options, emit, key_options, open_ledger, settings_from
 from api.settings import Settings
 from api.signing import signer_for
 from ledger.checkpoint import load_or_create_signing_key, parse_verifier_key
 from ledger.entries import b64
-from ledger.errors import InvalidInput, MigrationError
-from ledger.sqlite.connection import BUSY_TIMEOUT_MS
-from ledger.sqlite.migrate import pending
-from ledger.sqlite.verify import verify_log
-from ledger.verify import Progress, Report
-from projections.sqlite.projectors import projectors
-from projections.sqlite.shadow import ShadowReplay
+from ledger.errors import InvalidInput
+from ledger.verify import Report
+from projections.sqlite.verification import verify_database
 
 PROGRESS_EVERY = 100_000
 """``verify`` reports progress every this many entries (on by default from this many entries,
 or on a terminal)."""
-_CACHE_KIB = 256 * 1024
 
 
 def _signing_key(args: argparse.Namespace) -> int:
@@ -101,76 +90,6 @@ class _Progress:
         pct = 100 * done // total if total else 100
         unit = {"entries": "entries", "tree": "levels", "checkpoints": "checkpoints"}[phase]
         self.say(f"{phase}: {done:,}/{total:,} {unit} ({pct}%)")
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector (a million short-lived rows make it run constantly)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-def open_readonly(path: Path) -> sqlite3.Connection:
-    """A connection that can read ``path`` and never write it (TEMP tables are allowed)."""
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
-    return conn
-
-
-def _not_a_ledger(path: Path, exc: Exception) -> InvalidInput:
-    return InvalidInput(f"{path} is not a consent-ledger database ({exc})")
-
-
-def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse a file that is not a ledger database (``sqlite3.DatabaseError``), or one whose
-    schema is behind this build (``verify`` reads only; migrating is ``init``'s job)."""
-    conn.execute(f"PRAGMA temp.cache_size = -{_CACHE_KIB}")  # the projection shadows
-    todo = pending(conn)
-    if todo:
-        raise MigrationError(
-            f"{path} needs {len(todo)} schema migration(s) ({todo[0].name} first); "
-            "run `consent-ledger init --db` on it, then verify"
-        )
-
-
-def verify_database(
-    path: Path, verifier: str | None, progress: Progress | None = None
-) -> tuple[Report, dict[str, int]]:
-    """Verify the database at ``path`` in one read snapshot, read-only, without the write lock.
-
-    Returns the report of ``verify_log`` and the projection tables that differ from a replay of
-    the same entries (table -> earliest differing position); the replay runs as the entries are
-    checked, into TEMP shadows (``projections.sqlite.shadow``), so each entry is read and decoded
-    once.
-    """
-    try:
-        conn = open_readonly(path)
-    except sqlite3.DatabaseError as exc:
-        raise _not_a_ledger(path, exc) from None
-    try:
-        try:
-            _check_schema(conn, path)
-        except sqlite3.DatabaseError as exc:
-            raise _not_a_ledger(path, exc) from None
-        shadow = ShadowReplay(conn, projectors())
-        with _no_gc():
-            conn.execute("BEGIN")
-            try:
-                report = verify_log(conn, verifier, progress, each_batch=shadow.apply)
-                differences = shadow.differences()
-            finally:
-                conn.execute("ROLLBACK")
-        shadow.close()
-    finally:
-        conn.close()
-    return report, differences
 
 
 def _summary(report: Report, differences: dict[str, int], verifier: str | None,
