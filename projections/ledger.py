@@ -17,7 +17,6 @@ from ledger.errors import InvalidInput, NotFound
 from ledger.events import EntryRetracted, Method, SubaccountConfigured, TenantConfigured, Unknown
 from ledger.keywords import KeywordChanges, Mode, Policy, validate_changes
 from ledger.msisdn import to_e164, valid_region
-from ledger.sqlite.store import SqliteLogStore
 from ledger.store import Appended, Draft, StoredEntry
 from ledger.timefmt import format_time, normalize_time, utc_now
 from projections.config import SubaccountSettings
@@ -26,10 +25,7 @@ from projections.ids import new_key, valid_subaccount
 from projections.known_at import KnownAt, parse_known_at, resolve_known_at
 from projections.read_model import Decide, Maintenance, ReadModel, ReadView, UnitOfWork
 from projections.review import ReviewItem
-from projections.sqlite.checkpoints import SqliteCheckpoints
-from projections.sqlite.projectors import projectors
-from projections.sqlite.read_model import SqliteReadModel, SqliteUnitOfWork
-from projections.sqlite.rebuild import SqliteMaintenance
+from projections.sqlite.engine import open_engine
 from projections.timeline import Interval
 
 
@@ -38,12 +34,13 @@ class ConsentLedger:
     through the read model (``projections.read_model``)."""
 
     def __init__(self, path: str | Path, clock: Callable[[], datetime] = utc_now) -> None:
-        self.clock = clock
-        self.store = SqliteLogStore(path, projectors(), clock)
-        self.read_model: ReadModel = SqliteReadModel(self.store)
-        self.unit_of_work: UnitOfWork = SqliteUnitOfWork(self.store)
-        self.maintenance: Maintenance = SqliteMaintenance(self.store)
-        self._checkpoints = SqliteCheckpoints(self.store)
+        engine = open_engine(path, clock)
+        self.store = engine.store
+        self.clock = self.store.clock  # the store's: one clock for every "now"
+        self.read_model: ReadModel = engine.read_model
+        self.unit_of_work: UnitOfWork = engine.unit_of_work
+        self.maintenance: Maintenance = engine.maintenance
+        self._checkpoints = engine.checkpoints
 
     def close(self) -> None:
         """Release the database."""

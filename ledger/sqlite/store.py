@@ -128,6 +128,12 @@ class SqliteLogStore:
         finally:
             conn.execute("COMMIT")
 
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The one clock every "now" of the ledger comes from (``recorded_at``, receive times,
+        a decision's default ``at``): injectable, owned by the store."""
+        return self._clock
+
     def head(self) -> int:
         """The newest committed position (0 when empty); ``StoreUnavailable`` when the database
         cannot be read."""
