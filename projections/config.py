@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
+from ledger.errors import Conflict
 from ledger.events import Unknown
 from ledger.keywords import KeywordChanges, Mode, Policy
 
@@ -33,3 +34,17 @@ class SubaccountSettings(msgspec.Struct, frozen=True, kw_only=True):
         return Policy(
             id=self.subaccount, version=self.policy_version, mode=self.mode, changes=self.keywords
         )
+
+
+class PolicyVersionClash(Conflict):
+    """A configuration entry whose policy version already names another policy (mode or keyword
+    lists) of the same subaccount: refused, nothing written."""
+
+
+class PolicyConflict(msgspec.Struct, frozen=True, kw_only=True):
+    """A policy version that names more than one policy, and the entries that set them."""
+
+    tenant: str
+    subaccount: str
+    policy_version: int
+    positions: list[int]

@@ -24,7 +24,7 @@ import msgspec
 
 from ledger.checkpoint_log import CheckpointRecord
 from ledger.store import Appended, Draft, StoredEntry
-from projections.config import SubaccountSettings
+from projections.config import PolicyConflict, SubaccountSettings
 from projections.decisions import BulkStates, Decision
 from projections.review import ReviewItem
 from projections.timeline import Interval
@@ -137,6 +137,11 @@ class ReadView(Protocol):
 
     def quarantine_size(self) -> int:
         """Webhook bodies in quarantine, across all tenants."""
+        ...
+
+    def policy_version_conflicts(self) -> list[PolicyConflict]:
+        """Every policy version of a subaccount that names more than one policy (an invariant
+        the projector enforces on new entries; this reports older breaks)."""
         ...
 
     def pending_migrations(self) -> list[str]:

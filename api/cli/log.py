@@ -14,6 +14,8 @@ import argparse
 import sys
 import time
 
+import msgspec
+
 from api.cli.common import Subparsers, db_options, emit, key_options, open_ledger, settings_from
 from api.settings import Settings
 from api.signing import signer_for
@@ -21,7 +23,7 @@ from ledger.checkpoint import load_or_create_signing_key, parse_verifier_key
 from ledger.entries import b64
 from ledger.errors import InvalidInput
 from ledger.verify import Report
-from projections.sqlite.verification import verify_database
+from projections.sqlite.verification import policy_conflicts_in, verify_database
 
 PROGRESS_EVERY = 100_000
 """``verify`` reports progress every this many entries (on by default from this many entries,
@@ -143,6 +145,9 @@ def _verify(args: argparse.Namespace) -> int:
     progress = _Progress(args.progress)
     report, differences = verify_database(settings.db, verifier, progress)
     result = _summary(report, differences, verifier, time.monotonic() - progress.started)
+    conflicts = policy_conflicts_in(settings.db)
+    if conflicts:  # reported, not a failure: see projections.config.PolicyConflict
+        result["policy_version_conflicts"] = msgspec.to_builtins(conflicts)
     progress.say("done" if result["ok"] else "FAILED")
     emit(result)
     if not result["ok"]:

@@ -12,6 +12,8 @@ import argparse
 import os
 import socket
 
+import msgspec
+
 from api.cli.common import Subparsers, db_options, emit, open_ledger
 from api.views import decision_view
 from ledger.entries import Evidence
@@ -106,7 +108,11 @@ def _history(args: argparse.Namespace) -> int:
 def _rebuild(args: argparse.Namespace) -> int:
     ledger = open_ledger(args)
     count = rebuild(ledger)
-    emit({"replayed": count, "log_position": ledger.head()})
+    result: dict[str, object] = {"replayed": count, "log_position": ledger.head()}
+    conflicts = ledger.read_model.policy_version_conflicts()
+    if conflicts:  # an older break of the one-policy-per-version invariant: reported
+        result["policy_version_conflicts"] = msgspec.to_builtins(conflicts)
+    emit(result)
     return 0
 
 

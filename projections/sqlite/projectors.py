@@ -26,15 +26,20 @@ from ledger.events import (
     TenantConfigured,
 )
 from ledger.store import Committed, Projector
+from projections.config import PolicyConflict, PolicyVersionClash
 from projections.consent import TENANT_SCOPE
 from projections.review import opens
 
 SqliteProjector = Projector[sqlite3.Connection]
 
 
-def projectors() -> list[ConsentProjector | ConfigProjector | ReviewProjector]:
-    """Every projection kept in step with the log, in the order they apply."""
-    return [ConsentProjector(), ConfigProjector(), ReviewProjector()]
+def projectors(
+    *, strict: bool = True
+) -> list[ConsentProjector | ConfigProjector | ReviewProjector]:
+    """Every projection kept in step with the log, in the order they apply. ``strict``: refuse
+    a new entry that breaks an invariant (live appends); a replay of what is stored reports
+    instead (rebuild, verify)."""
+    return [ConsentProjector(), ConfigProjector(strict=strict), ReviewProjector()]
 
 
 def set_position(conn: sqlite3.Connection, name: str, position: int) -> None:
@@ -170,15 +175,37 @@ _KEYWORDS_JSON = msgspec.json.Encoder(order="deterministic")
 
 
 class ConfigProjector:
-    """Keeps ``subaccount_versions`` and ``tenant_versions`` in step with the log."""
+    """Keeps ``subaccount_versions`` and ``tenant_versions`` in step with the log.
+
+    Invariant (docs/consent-rules.md §3): one (mode, keyword lists) per policy version of a
+    subaccount — a version repeats only when the region or ``unknown`` changes. A strict
+    projector refuses a new entry that breaks it (``PolicyVersionClash``, nothing written); a
+    replay records what is stored, and ``policy_version_conflicts`` reports older breaks.
+    """
 
     name = "config"
 
+    def __init__(self, *, strict: bool = True) -> None:
+        self.strict = strict
+
+    def replay(self, conn: sqlite3.Connection, items: Sequence[Committed]) -> None:
+        """Apply stored entries as they are (a rebuild never refuses what the log holds)."""
+        self._apply(conn, items, strict=False)
+
+    def finish_replay(self, conn: sqlite3.Connection) -> None:
+        """Nothing is left for later in a replay."""
+
     def apply(self, conn: sqlite3.Connection, items: Sequence[Committed]) -> None:
-        """Record each configuration entry as a new version."""
+        """Record each configuration entry as a new version (see the invariant)."""
+        self._apply(conn, items, strict=self.strict)
+
+    def _apply(self, conn: sqlite3.Connection, items: Sequence[Committed], *, strict: bool) -> None:
         for item in items:
             entry, event = item.entry, item.entry.event
             if isinstance(event, SubaccountConfigured):
+                keywords = _KEYWORDS_JSON.encode(event.keywords).decode()
+                if strict:
+                    _check_policy_version(conn, entry.tenant, entry.subaccount, event, keywords)
                 conn.execute(
                     "INSERT INTO subaccount_versions (position, tenant, subaccount, occurred_at, "
                     "default_region, mode, unknown, keywords, policy_version) "
@@ -191,7 +218,7 @@ class ConfigProjector:
                         event.default_region,
                         event.mode,
                         event.unknown,
-                        _KEYWORDS_JSON.encode(event.keywords).decode(),
+                        keywords,
                         event.policy_version,
                     ),
                 )
@@ -267,3 +294,44 @@ def _close(conn: sqlite3.Connection, tenant: str, target: int, by: int, how: str
     )
     if cur.rowcount == 0:
         raise NotFound(f"there is no open review item at position {target}")
+
+
+def _check_policy_version(
+    conn: sqlite3.Connection,
+    tenant: str,
+    subaccount: str | None,
+    event: SubaccountConfigured,
+    keywords: str,
+) -> None:
+    """Raise ``PolicyVersionClash`` when this policy version already names another policy."""
+    row = conn.execute(
+        "SELECT position FROM subaccount_versions WHERE tenant = ? AND subaccount = ? "
+        "AND policy_version = ? AND (mode != ? OR keywords != ?) LIMIT 1",
+        (tenant, subaccount, event.policy_version, event.mode, keywords),
+    ).fetchone()
+    if row is not None:
+        raise PolicyVersionClash(
+            f"policy version {event.policy_version} of subaccount {subaccount!r} already names "
+            f"another policy (position {row[0]}); nothing was written"
+        )
+
+
+def policy_version_conflicts(conn: sqlite3.Connection) -> list[PolicyConflict]:
+    """Every (tenant, subaccount, policy version) that names more than one policy."""
+    rows = conn.execute(
+        "SELECT tenant, subaccount, policy_version, group_concat(position) FROM ("
+        " SELECT tenant, subaccount, policy_version, position, mode, keywords,"
+        " count(*) OVER (PARTITION BY tenant, subaccount, policy_version, mode, keywords) AS n,"
+        " count(*) OVER (PARTITION BY tenant, subaccount, policy_version) AS m"
+        " FROM subaccount_versions) WHERE n < m "
+        "GROUP BY tenant, subaccount, policy_version ORDER BY tenant, subaccount, policy_version"
+    ).fetchall()
+    return [
+        PolicyConflict(
+            tenant=t,
+            subaccount=s,
+            policy_version=v,
+            positions=sorted(int(x) for x in str(p).split(",")),
+        )
+        for t, s, v, p in rows
+    ]

@@ -27,11 +27,12 @@ from ledger.sqlite import tree
 from ledger.sqlite.migrate import pending
 from ledger.sqlite.store import RARE_TYPES, SqliteLogStore, head_of
 from ledger.store import Appended, StoredEntry
-from projections.config import SubaccountSettings
+from projections.config import PolicyConflict, SubaccountSettings
 from projections.decisions import BulkStates, Decision, Fact, State, UnknownRule, decision
 from projections.decisions import unknown_rule as rule_of
 from projections.read_model import Decide, Evidence, ReadView, ReviewBacklog
 from projections.review import ReviewItem
+from projections.sqlite.projectors import policy_version_conflicts
 from projections.timeline import Interval, TimelineFact, intervals_from
 
 _FACT = (
@@ -375,6 +376,11 @@ class SqliteView:
     def quarantine_size(self) -> int:
         """Webhook bodies in quarantine, across all tenants."""
         return int(self._conn.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+
+    @_readable
+    def policy_version_conflicts(self) -> list[PolicyConflict]:
+        """See the port."""
+        return policy_version_conflicts(self._conn)
 
     @_readable
     def pending_migrations(self) -> list[str]:

@@ -20,7 +20,8 @@ from ledger.sqlite.connection import BUSY_TIMEOUT_MS
 from ledger.sqlite.migrate import pending
 from ledger.sqlite.verify import verify_log
 from ledger.verify import Progress, Report
-from projections.sqlite.projectors import projectors
+from projections.config import PolicyConflict
+from projections.sqlite.projectors import policy_version_conflicts, projectors
 from projections.sqlite.shadow import ShadowReplay
 
 _CACHE_KIB = 256 * 1024
@@ -82,7 +83,7 @@ def verify_database(
             _check_schema(conn, path)
         except sqlite3.DatabaseError as exc:
             raise _not_a_ledger(path, exc) from None
-        shadow = ShadowReplay(conn, projectors())
+        shadow = ShadowReplay(conn, projectors(strict=False))
         with _no_gc():
             conn.execute("BEGIN")
             try:
@@ -94,3 +95,13 @@ def verify_database(
     finally:
         conn.close()
     return report, differences
+
+
+def policy_conflicts_in(path: Path) -> list[PolicyConflict]:
+    """The policy versions of the database at ``path`` that name more than one policy (read
+    only; an older break of the invariant is reported, never refused)."""
+    conn = open_readonly(path)
+    try:
+        return policy_version_conflicts(conn)
+    finally:
+        conn.close()

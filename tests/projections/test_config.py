@@ -151,3 +151,128 @@ def test_a_webhook_batch_sees_a_subaccount_registered_earlier_in_its_group(
         assert results[1].entry.event.policy == "NEW_SUB@1"  # type: ignore[union-attr]
     finally:
         ledger.close()
+
+
+def clashing(version: int, mode: str) -> Any:
+    """A configuration entry naming policy ``version`` with ``mode`` (no check of its own)."""
+    from ledger.events import SubaccountConfigured
+    from ledger.store import Draft
+
+    event = SubaccountConfigured(
+        default_region=None,
+        mode=mode,  # type: ignore[arg-type]
+        unknown="allow",
+        keywords=KeywordChanges(),
+        policy_version=version,
+        actor="test",
+        method="admin",
+    )
+    return Draft(tenant=TENANT, key=f"clash-{mode}", subaccount=SUB, msisdn=None,
+                 occurred_at=None, event=event)  # fmt: skip
+
+
+def test_a_policy_version_naming_another_policy_is_refused(tmp_path: Path) -> None:
+    from projections.config import PolicyVersionClash
+
+    ledger = ConsentLedger(tmp_path / "ledger.db")
+    try:
+        ledger.configure_subaccount(TENANT, SUB, actor="test")  # version 1, standard
+        head = ledger.head()
+        with pytest.raises(PolicyVersionClash, match="already names another policy"):
+            ledger.append([clashing(1, "strict")])
+        assert ledger.head() == head
+        ledger.append([clashing(1, "standard")])  # same policy, same version: fine
+    finally:
+        ledger.close()
+
+
+def test_an_older_clash_opens_rebuilds_and_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database written before the invariant was enforced still opens, rebuilds and verifies;
+    rebuild and verify name the clash instead of refusing."""
+    import json
+
+    from api.cli import main
+    from ledger.sqlite.store import SqliteLogStore
+    from projections.sqlite.projectors import projectors
+
+    path = tmp_path / "ledger.db"
+    ConsentLedger(path).close()
+    old = SqliteLogStore(path, projectors(strict=False))  # as an older build wrote it
+    old.append([clashing(1, "standard")])
+    old.append([clashing(1, "strict")])
+    old.close()
+    assert main(["rebuild", "--db", str(path)]) == 0
+    rebuilt = json.loads(capsys.readouterr().out)
+    [conflict] = rebuilt["policy_version_conflicts"]
+    assert (conflict["subaccount"], conflict["policy_version"]) == (SUB, 1)
+    assert conflict["positions"] == [1, 2]
+    assert main(["verify", "--db", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["policy_version_conflicts"] == [conflict]
+
+
+def _configure_many(path: str, words: list[str]) -> None:
+    """One writer (a thread or a process) changing the policy once per word."""
+    ledger = ConsentLedger(path)
+    try:
+        for word in words:
+            extra = KeywordChanges(add={"opt_out": [word]})
+            ledger.configure_subaccount(TENANT, SUB, actor="test", keywords=extra)
+    finally:
+        ledger.close()
+
+
+def _assert_one_policy_per_version(path: Path, changes: int) -> None:
+    ledger = ConsentLedger(path)
+    try:
+        assert sorted(versions(ledger)) == list(range(1, changes + 2))
+        assert ledger.read_model.policy_version_conflicts() == []
+    finally:
+        ledger.close()
+
+
+def test_concurrent_policy_changes_from_threads_each_name_one_version(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    first = ConsentLedger(path)
+    first.configure_subaccount(TENANT, SUB, actor="test")
+    first.close()
+    words = [[f"T{t}W{w}" for w in range(5)] for t in range(4)]
+    threads = [threading.Thread(target=_configure_many, args=(str(path), w)) for w in words]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    _assert_one_policy_per_version(path, 20)
+
+
+_WRITER = """
+import sys
+from ledger.keywords import KeywordChanges
+from projections.ledger import ConsentLedger
+ledger = ConsentLedger(sys.argv[1])
+for word in sys.argv[2:]:
+    extra = KeywordChanges(add={"opt_out": [word]})
+    ledger.configure_subaccount("acme", "ACME_MKT", actor="test", keywords=extra)
+ledger.close()
+"""
+
+
+def test_concurrent_policy_changes_from_two_processes_each_name_one_version(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "ledger.db"
+    first = ConsentLedger(path)
+    first.configure_subaccount(TENANT, SUB, actor="test")
+    first.close()
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path), *[f"P{p}W{w}" for w in range(8)]]
+        )
+        for p in range(2)
+    ]
+    assert [worker.wait(120) for worker in workers] == [0, 0]
+    _assert_one_policy_per_version(path, 16)
