@@ -418,7 +418,7 @@ def test_failures_name_what_failed(signed_document: tuple[dict[str, Any], str]) 
 
 
 # -- the fold -------------------------------------------------------------------------------
-# Random logs as in tests/projections/test_properties.py (copied, not imported).
+# Random logs as in tests/contract/test_fold_property.py (copied, not imported).
 
 NUMBERS = ("+6581960001", "+6581960002", "+6581960003")
 SUBACCOUNTS = ("S_A", "S_B", "S_C")

@@ -44,6 +44,8 @@ from ledger.sqlite.migrate import migrate
 from ledger.sqlite.store import SqliteLogStore
 from ledger.store import Appended, Draft, LogStore, StoredEntry
 
+from .conftest import ENGINES
+
 Clock = Callable[[], datetime]
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 INDEXED = ("tenant", "key", "event_id", "type", "subaccount", "msisdn", "occurred_at")
@@ -81,7 +83,7 @@ class SqliteFactory:
             store.close()
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=ENGINES)
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqliteFactory]:
     """A factory of fresh stores of one adapter (all opened on the same database)."""
     if request.param == "sqlite":

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -40,6 +41,8 @@ from ledger.timefmt import format_time, parse_time
 from projections.intake import IntakeRequest, record
 from projections.ledger import ConsentLedger
 from projections.rebuild import matches_rebuild, rebuild
+
+from .conftest import ENGINES, Engine
 
 TENANT = "acme"
 NUMBERS = ("+6581960001", "+6581960002", "+6581960003")
@@ -63,10 +66,11 @@ class Clock:
 
 
 @contextmanager
-def fresh_ledger() -> Iterator[tuple[ConsentLedger, Clock]]:
+def fresh_ledger(engine: str) -> Iterator[tuple[ConsentLedger, Clock]]:
+    """A ledger on a fresh database of ``engine``, with a clock the test moves."""
     clock = Clock()
     with tempfile.TemporaryDirectory() as tmp:
-        ledger = ConsentLedger(Path(tmp) / "ledger.db", clock=clock)
+        ledger = Engine(engine, Path(tmp)).open(clock)
         try:
             yield ledger, clock
         finally:
@@ -226,18 +230,19 @@ def naive_answer(entries: list[Entry], number: str, sub: str, v: str, t: int) ->
     return (allow, "unknown", None)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @given(
     ops=operations,
     n_numbers=st.integers(2, 3),
     n_subaccounts=st.integers(2, 3),
 )
 def test_live_rebuilt_and_naive_fold_agree(
-    ops: list[tuple[Any, ...]], n_numbers: int, n_subaccounts: int
+    engine: str, ops: list[tuple[Any, ...]], n_numbers: int, n_subaccounts: int
 ) -> None:
     numbers = NUMBERS[:n_numbers]
     subaccounts = SUBACCOUNTS[:n_subaccounts]
     query_subs = (*subaccounts, NEVER)
-    with fresh_ledger() as (ledger, clock):
+    with fresh_ledger(engine) as (ledger, clock):
         apply_operations(ledger, clock, ops, numbers, subaccounts)
         stored = ledger.store.read_from(1, 10**9)
         head = ledger.head()
