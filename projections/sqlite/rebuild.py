@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Protocol, runtime_checkable
 
 from ledger.entries import decode_entry
+from ledger.sqlite import schema
 from ledger.sqlite.store import SqliteLogStore
 from ledger.store import Committed, Projector, StoredEntry
 
@@ -142,12 +143,12 @@ def _roomy(conn: sqlite3.Connection) -> Iterator[None]:
 def _without_indexes(conn: sqlite3.Connection) -> Iterator[None]:
     """Drop the projection tables' plain indexes; create them again from their own definitions
     on a clean exit (inside the caller's transaction)."""
-    tables = ",".join("?" * len(PROJECTION_TABLES))
-    indexes = conn.execute(
-        f"SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
-        f"AND tbl_name IN ({tables}) AND sql NOT LIKE 'CREATE UNIQUE%'",
-        PROJECTION_TABLES,
-    ).fetchall()
+    indexes = [
+        (index.name, index.sql)
+        for table in PROJECTION_TABLES
+        for index in schema.indexes(conn, table)
+        if index.sql is not None and not index.unique
+    ]
     for name, _ in indexes:
         conn.execute(f'DROP INDEX main."{name}"')
     yield
