@@ -58,7 +58,7 @@ def presented_key(header: str | None) -> str | None:
 
 
 def _lookup(ledger: ConsentLedger, key: str) -> Principal | None:
-    return authenticate(ledger.store.reader(), key)
+    return authenticate(ledger.store.keys(), key)
 
 
 class KeyAuthMiddleware(AbstractAuthenticationMiddleware):

@@ -15,9 +15,7 @@ from typing import Literal
 import msgspec
 
 from ledger.errors import InvalidInput, NotFound
-from ledger.sqlite import keys as stored_keys
-from ledger.sqlite.connection import Connection
-from ledger.sqlite.keys import KeyRecord
+from ledger.store import KeyRecord, KeyTable
 from ledger.timefmt import now_text
 
 Scope = Literal["ingest", "check", "audit", "admin", "metrics"]
@@ -69,7 +67,7 @@ def _digest(secret: str) -> bytes:
 
 
 def create_key(
-    conn: Connection, *, tenant: str | None, scopes: list[Scope], label: str | None = None
+    keys: KeyTable, *, tenant: str | None, scopes: list[Scope], label: str | None = None
 ) -> str:
     """Create a key and return it in full (the only time the secret exists outside a hash)."""
     key_id = secrets.token_hex(6)
@@ -82,35 +80,35 @@ def create_key(
         label=label,
         created_at=now_text(),
     )
-    stored_keys.add_key(conn, record)
+    keys.add(record)
     return f"cl_{key_id}_{secret}"
 
 
-def list_keys(conn: Connection) -> list[KeyInfo]:
+def list_keys(keys: KeyTable) -> list[KeyInfo]:
     """Every key, oldest first, without secrets."""
     return [
         KeyInfo(k.id, k.tenant, list(k.scopes), k.label, k.created_at, k.revoked_at)
-        for k in stored_keys.all_keys(conn)
+        for k in keys.all()
     ]
 
 
-def revoke_key(conn: Connection, key_id: str) -> None:
+def revoke_key(keys: KeyTable, key_id: str) -> None:
     """Revoke a key from now on; ``NotFound`` if there is no such unrevoked key."""
-    if not stored_keys.revoke_key(conn, key_id, now_text()):
+    if not keys.revoke(key_id, now_text()):
         raise NotFound(f"there is no active key with id {key_id!r}")
 
 
-def has_keys(conn: Connection) -> bool:
+def has_keys(keys: KeyTable) -> bool:
     """Whether any key was ever created."""
-    return stored_keys.has_keys(conn)
+    return keys.any()
 
 
-def authenticate(conn: Connection, presented: str) -> Principal | None:
+def authenticate(keys: KeyTable, presented: str) -> Principal | None:
     """The principal of a presented key, or ``None`` if it is malformed, unknown or revoked."""
     match = _KEY.fullmatch(presented.strip())
     if match is None:
         return None
-    found = stored_keys.key_by_id(conn, match.group(1))
+    found = keys.by_id(match.group(1))
     if found is None or found.revoked_at is not None:
         hmac.compare_digest(_digest(match.group(2)), bytes(32))  # same work either way
         return None

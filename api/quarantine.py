@@ -13,9 +13,7 @@ from __future__ import annotations
 import msgspec
 
 from ledger.entries import b64, keep_bytes
-from ledger.sqlite.connection import Connection
 from ledger.sqlite.quarantine import QuarantineRecord
-from ledger.sqlite.quarantine import listed as quarantined
 from ledger.sqlite.store import SqliteLogStore
 
 MAX_REASON_CHARS = 500
@@ -71,7 +69,7 @@ def keep(store: SqliteLogStore, tenant: str, reason: str, body: bytes, received:
 
 
 def listed(
-    conn: Connection, tenant: str, *, after_id: int = 0, limit: int = 100
+    store: SqliteLogStore, tenant: str, *, after_id: int = 0, limit: int = 100
 ) -> list[QuarantinedBody]:
     """Up to ``limit`` of ``tenant``'s quarantined bodies with id > ``after_id``, oldest first."""
     return [
@@ -88,5 +86,5 @@ def listed(
             length=r.body_length,
             sha256=r.body_sha256,
         )
-        for r in quarantined(conn, tenant, after_id=after_id, limit=limit)
+        for r in store.quarantined(tenant, after_id=after_id, limit=limit)
     ]

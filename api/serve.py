@@ -51,11 +51,11 @@ def bootstrap(location: str | Path) -> str | None:
     store's exclusive write transaction)."""
     ledger = open_ledger(location)
     try:
-        with ledger.store.write_transaction() as conn:
+        with ledger.store.keys_for_update() as keys:
             key = None
-            if not has_keys(conn):
+            if not has_keys(keys):
                 key = create_key(
-                    conn,
+                    keys,
                     tenant=BOOTSTRAP_TENANT,
                     scopes=list(SCOPES),
                     label="bootstrap admin (created by serve)",

@@ -35,6 +35,8 @@ from typing import Any
 
 import httpx
 
+from ledger.sqlite.keys import SqliteKeys
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -353,7 +355,7 @@ def server_phase(a: argparse.Namespace, db: Path, work: Path, on_file: int) -> d
 
     conn = connect(db)
     try:
-        key = create_key(conn, tenant=load.TENANT, scopes=list(SCOPES), label="bench")
+        key = create_key(SqliteKeys(conn), tenant=load.TENANT, scopes=list(SCOPES), label="bench")
     finally:
         conn.close()
     port = server.free_port()

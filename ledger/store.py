@@ -95,6 +95,43 @@ class Projector(Protocol[TxT_contra]):
         ...
 
 
+class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One API key as stored (``tenant`` ``None``: an operator key)."""
+
+    id: str
+    tenant: str | None
+    scopes: tuple[str, ...]
+    secret_sha256: bytes
+    label: str | None
+    created_at: str
+    revoked_at: str | None = None
+
+
+class KeyTable(Protocol):
+    """API keys as stored: add, list, look up, revoke (a revocation is kept; nothing is ever
+    deleted). Raises ``StoreUnavailable`` when the store cannot answer."""
+
+    def add(self, record: KeyRecord) -> None:
+        """Store a new key."""
+        ...
+
+    def all(self) -> list[KeyRecord]:
+        """Every key, oldest first."""
+        ...
+
+    def by_id(self, key_id: str) -> KeyRecord | None:
+        """The key ``key_id``, revoked or not (``None``: there is none)."""
+        ...
+
+    def revoke(self, key_id: str, at: str) -> bool:
+        """Revoke key ``key_id`` as of ``at``; whether an unrevoked key of that id existed."""
+        ...
+
+    def any(self) -> bool:
+        """Whether any key was ever created."""
+        ...
+
+
 class LogStore(Protocol):
     """Append-only, tamper-evident consent log."""
 

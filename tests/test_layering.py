@@ -136,3 +136,19 @@ def test_no_module_imports_a_private_name_of_another() -> None:
         if name.startswith("_") and not name.startswith("__")
     ]
     assert private == []
+
+
+def test_nothing_outside_an_adapter_holds_a_connection() -> None:
+    """Outside the adapters, code reads and writes through the ports: no one asks the store for
+    a connection or a raw transaction (the STYLE of ports and adapters)."""
+    raw = {"reader", "write_transaction", "trial_transaction", "append_built"}
+    holding = [
+        f"{relative} calls .{node.func.attr}()"
+        for _, relative, tree in MODULES
+        if "/sqlite/" not in relative
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in raw
+    ]
+    assert holding == []

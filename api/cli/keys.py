@@ -41,23 +41,23 @@ def _keys_create(ledger: ConsentLedger, args: argparse.Namespace) -> int:
         if args.scopes is None:
             raise InvalidInput(f"--scopes is required for a tenant key ({','.join(SCOPES)})")
         scopes = parse_scopes(args.scopes)
-    with ledger.store.write_transaction() as conn:
-        key = create_key(conn, tenant=tenant, scopes=scopes, label=args.label)
+    with ledger.store.keys_for_update() as keys:
+        key = create_key(keys, tenant=tenant, scopes=scopes, label=args.label)
     sys.stdout.write(key + "\n")
     return 0
 
 
 def _keys_list(ledger: ConsentLedger, args: argparse.Namespace) -> int:
-    for info in list_keys(ledger.store.reader()):
+    for info in list_keys(ledger.store.keys()):
         if args.tenant is None or info.tenant == args.tenant:
             emit(info)
     return 0
 
 
 def _keys_revoke(ledger: ConsentLedger, args: argparse.Namespace) -> int:
-    with ledger.store.write_transaction() as conn:
-        revoke_key(conn, args.id)
-        revoked = next(info for info in list_keys(conn) if info.id == args.id)
+    with ledger.store.keys_for_update() as keys:
+        revoke_key(keys, args.id)
+        revoked = next(info for info in list_keys(keys) if info.id == args.id)
     emit(revoked)
     return 0
 

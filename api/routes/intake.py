@@ -757,7 +757,7 @@ def list_quarantine(
 ) -> QuarantineList:
     """One page of the tenant's quarantine."""
     items = quarantine.listed(
-        services.ledger.store.reader(), tenant_of(request.user), after_id=after_id, limit=limit
+        services.ledger.store, tenant_of(request.user), after_id=after_id, limit=limit
     )
     more = len(items) == limit
     return QuarantineList(items=items, next_after_id=items[-1].id if more else None)

@@ -10,22 +10,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-import msgspec
-
 from ledger.sqlite.connection import unavailable_on_driver_error
-
-
-class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """One API key as stored (``tenant`` ``None``: an operator key)."""
-
-    id: str
-    tenant: str | None
-    scopes: tuple[str, ...]
-    secret_sha256: bytes
-    label: str | None
-    created_at: str
-    revoked_at: str | None = None
-
+from ledger.store import KeyRecord
 
 _COLUMNS = "id, tenant, scopes, secret_sha256, label, created_at, revoked_at"
 
@@ -93,3 +79,30 @@ def has_keys(conn: sqlite3.Connection) -> bool:
     """Whether any key was ever created."""
     with unavailable_on_driver_error("the keys could not be read"):
         return conn.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
+
+
+class SqliteKeys:
+    """The ``KeyTable`` port on one connection (a reader, or a write transaction's)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def add(self, record: KeyRecord) -> None:
+        """See ``ledger.store.KeyTable``."""
+        add_key(self._conn, record)
+
+    def all(self) -> list[KeyRecord]:
+        """See ``ledger.store.KeyTable``."""
+        return all_keys(self._conn)
+
+    def by_id(self, key_id: str) -> KeyRecord | None:
+        """See ``ledger.store.KeyTable``."""
+        return key_by_id(self._conn, key_id)
+
+    def revoke(self, key_id: str, at: str) -> bool:
+        """See ``ledger.store.KeyTable``."""
+        return revoke_key(self._conn, key_id, at)
+
+    def any(self) -> bool:
+        """See ``ledger.store.KeyTable``."""
+        return has_keys(self._conn)

@@ -44,8 +44,10 @@ from ledger.group_commit import NOTHING_WRITTEN, GroupCommit, WriteCursor
 from ledger.retraction import check_retraction
 from ledger.sqlite import quarantine, tree
 from ledger.sqlite.connection import BUSY_TIMEOUT_MS, connect, unavailable_on_driver_error
+from ledger.sqlite.keys import SqliteKeys
 from ledger.sqlite.migrate import migrate
 from ledger.sqlite.quarantine import QuarantineRecord
+from ledger.sqlite.quarantine import listed as quarantine_rows
 from ledger.store import Appended, Committed, Draft, Projector, StoredEntry, Unchanged
 from ledger.timefmt import format_time, utc_now
 
@@ -186,6 +188,22 @@ class SqliteLogStore:
             )
             if cur.rowcount == 0:
                 raise NotFound(f"no unerased evidence at position {position}")
+
+    def keys(self) -> SqliteKeys:
+        """The API keys, read on this thread's connection (each call its own snapshot)."""
+        return SqliteKeys(self.reader())
+
+    @contextmanager
+    def keys_for_update(self) -> Iterator[SqliteKeys]:
+        """The API keys inside one write transaction: what is read and written in the block
+        commits together (or not at all, when it raises)."""
+        with self.write_transaction() as conn:
+            yield SqliteKeys(conn)
+
+    def quarantined(self, tenant: str, *, after_id: int, limit: int) -> list[QuarantineRecord]:
+        """Up to ``limit`` of ``tenant``'s quarantined bodies with id > ``after_id``, oldest
+        first."""
+        return quarantine_rows(self.reader(), tenant, after_id=after_id, limit=limit)
 
     def quarantine(self, record: QuarantineRecord) -> int:
         """Keep a webhook body in the quarantine, durably once this returns; its id.

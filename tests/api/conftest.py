@@ -15,6 +15,7 @@ from api.app import create_app
 from api.keys import create_key, revoke_key
 from api.settings import Settings
 from ledger.sqlite.connection import connect
+from ledger.sqlite.keys import SqliteKeys
 
 FIXTURES_8X8 = Path(__file__).parent.parent / "fixtures" / "8x8"
 MSISDN = "+6581968289"
@@ -63,13 +64,13 @@ def keys(client: TestClient, settings: Settings) -> dict[str, str]:  # type: ign
     """Keys: ``all`` (every scope), one per scope, ``other`` (another tenant, every scope),
     ``operator``, ``revoked`` and ``none`` (a well-formed key that does not exist)."""
     conn = connect(settings.db)
-    made = {"all": create_key(conn, tenant="default", scopes=ALL)}  # type: ignore[arg-type]
+    made = {"all": create_key(SqliteKeys(conn), tenant="default", scopes=ALL)}  # type: ignore[arg-type]
     for scope in ALL:
-        made[scope] = create_key(conn, tenant="default", scopes=[scope])  # type: ignore[list-item]
-    made["other"] = create_key(conn, tenant="other", scopes=ALL)  # type: ignore[arg-type]
-    made["operator"] = create_key(conn, tenant=None, scopes=ALL)  # type: ignore[arg-type]
-    made["revoked"] = create_key(conn, tenant="default", scopes=ALL)  # type: ignore[arg-type]
-    revoke_key(conn, made["revoked"].split("_")[1])
+        made[scope] = create_key(SqliteKeys(conn), tenant="default", scopes=[scope])  # type: ignore[list-item]
+    made["other"] = create_key(SqliteKeys(conn), tenant="other", scopes=ALL)  # type: ignore[arg-type]
+    made["operator"] = create_key(SqliteKeys(conn), tenant=None, scopes=ALL)  # type: ignore[arg-type]
+    made["revoked"] = create_key(SqliteKeys(conn), tenant="default", scopes=ALL)  # type: ignore[arg-type]
+    revoke_key(SqliteKeys(conn), made["revoked"].split("_")[1])
     made["none"] = "cl_000000000000_" + "x" * 43
     conn.close()
     return made

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from ledger.keywords import Policy
+from ledger.sqlite.keys import SqliteKeys
 
 from .conftest import basic, bearer, fixture_json
 
@@ -391,7 +392,7 @@ def stop_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
     with TestClient(create_app(settings_), raise_server_exceptions=False) as client:
         conn = connect(db)
         keys = {
-            scope: create_key(conn, tenant="default", scopes=[scope])  # type: ignore[list-item]
+            scope: create_key(SqliteKeys(conn), tenant="default", scopes=[scope])  # type: ignore[list-item]
             for scope in ("ingest", "audit")
         }
         conn.close()

@@ -27,6 +27,7 @@ from api.settings import Settings
 from api.state import Services
 from ledger import merkle
 from ledger.checkpoint import open_note
+from ledger.sqlite.keys import SqliteKeys
 from ledger.timefmt import parse_time
 from projections.ledger import ConsentLedger
 
@@ -509,10 +510,10 @@ def keys_for() -> Any:
         conn = connect(settings.db)
         try:
             return {
-                "ingest": create_key(conn, tenant="default", scopes=["ingest"]),
-                "check": create_key(conn, tenant="default", scopes=["check"]),
-                "other": create_key(conn, tenant="other", scopes=["ingest"]),
-                "operator": create_key(conn, tenant=None, scopes=["audit"]),
+                "ingest": create_key(SqliteKeys(conn), tenant="default", scopes=["ingest"]),
+                "check": create_key(SqliteKeys(conn), tenant="default", scopes=["check"]),
+                "other": create_key(SqliteKeys(conn), tenant="other", scopes=["ingest"]),
+                "operator": create_key(SqliteKeys(conn), tenant=None, scopes=["audit"]),
             }
         finally:
             conn.close()

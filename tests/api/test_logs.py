@@ -22,6 +22,7 @@ from pathlib import Path
 from litestar.testing import TestClient
 from api.app import create_app
 from api.keys import create_key
+from ledger.sqlite.keys import SqliteKeys
 from api.settings import Settings
 from ledger.sqlite.connection import connect
 from projections.ledger import ConsentLedger
@@ -34,7 +35,7 @@ ConsentLedger.decide = decide
 settings = Settings(db=Path(sys.argv[2]), log_format=sys.argv[1], checkpoint_interval=0)
 with TestClient(create_app(settings), raise_server_exceptions=False) as client:
     conn = connect(settings.db)
-    key = create_key(conn, tenant="default", scopes=["check"])
+    key = create_key(SqliteKeys(conn), tenant="default", scopes=["check"])
     conn.close()
     r = client.get("/v1/consent/ACME_MKT/%2B6581968289", headers={"Authorization": "Bearer " + key})
     print(key)

@@ -15,6 +15,7 @@ from api.app import create_app
 from api.keys import create_key
 from api.settings import Settings
 from ledger.sqlite.connection import connect
+from ledger.sqlite.keys import SqliteKeys
 from projections.sqlite.read_model import SqliteView
 
 from .conftest import bearer
@@ -94,7 +95,7 @@ def test_a_503_names_neither_the_key_path_nor_the_error(
     settings.signing_key_path.chmod(0o600)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         conn = connect(settings.db)
-        key = create_key(conn, tenant="default", scopes=["check"])
+        key = create_key(SqliteKeys(conn), tenant="default", scopes=["check"])
         conn.close()
         capsys.readouterr()
         r = client.get("/v1/log/checkpoint", headers=bearer(key))
@@ -152,9 +153,9 @@ def protected(tmp_path: Path) -> Iterator[tuple[Client, dict[str, str]]]:
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         conn = connect(settings.db)
         made = {
-            "metrics": create_key(conn, tenant="monitoring", scopes=["metrics"]),
-            "check": create_key(conn, tenant="default", scopes=["check"]),
-            "operator": create_key(conn, tenant=None, scopes=["admin"]),
+            "metrics": create_key(SqliteKeys(conn), tenant="monitoring", scopes=["metrics"]),
+            "check": create_key(SqliteKeys(conn), tenant="default", scopes=["check"]),
+            "operator": create_key(SqliteKeys(conn), tenant=None, scopes=["admin"]),
         }
         conn.close()
         yield client, made

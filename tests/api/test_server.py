@@ -32,6 +32,7 @@ from api.cli import main
 from api.keys import SCOPES, list_keys
 from api.settings import Settings
 from ledger.sqlite.connection import connect
+from ledger.sqlite.keys import SqliteKeys
 
 from ..server_util import CLI, KEY_LINE, Server, start_server, stop_server
 from .conftest import basic, bearer, fixture_body
@@ -47,7 +48,7 @@ def test_bootstrap_creates_one_admin_key_on_an_empty_database(tmp_path: Path) ->
     assert KEY_LINE.match("  " + key)
     assert serve.bootstrap(db) is None
     conn = connect(db)
-    [info] = list_keys(conn)
+    [info] = list_keys(SqliteKeys(conn))
     conn.close()
     assert (info.tenant, info.scopes, info.revoked_at) == ("default", list(SCOPES), None)
     assert key.split("_")[1] == info.id
@@ -60,7 +61,7 @@ def test_bootstrap_creates_no_key_when_keys_exist(
     assert main(["keys", "create", "--db", str(db), "--tenant", "acme", "--scopes", "check"]) == 0
     assert serve.bootstrap(db) is None
     conn = connect(db)
-    assert [k.tenant for k in list_keys(conn)] == ["acme"]
+    assert [k.tenant for k in list_keys(SqliteKeys(conn))] == ["acme"]
     conn.close()
 
 

@@ -22,6 +22,7 @@ from api.app import create_app
 from api.keys import SCOPES, create_key
 from api.settings import Settings
 from ledger.sqlite.connection import connect
+from ledger.sqlite.keys import SqliteKeys
 from projections.ledger import ConsentLedger
 from projections.rebuild import matches_rebuild
 
@@ -140,9 +141,9 @@ def keys(client: TestClient, settings: Settings) -> dict[str, str]:  # type: ign
     conn = connect(settings.db)
     try:
         return {
-            "all": create_key(conn, tenant="default", scopes=list(SCOPES)),
-            "other": create_key(conn, tenant="other", scopes=list(SCOPES)),
-            "operator": create_key(conn, tenant=None, scopes=list(SCOPES)),
+            "all": create_key(SqliteKeys(conn), tenant="default", scopes=list(SCOPES)),
+            "other": create_key(SqliteKeys(conn), tenant="other", scopes=list(SCOPES)),
+            "operator": create_key(SqliteKeys(conn), tenant=None, scopes=list(SCOPES)),
         }
     finally:
         conn.close()

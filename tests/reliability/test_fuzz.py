@@ -28,6 +28,7 @@ import pytest
 from api.app import ROUTE_MODULES
 from api.keys import SCOPES, create_key
 from ledger.sqlite.connection import connect
+from ledger.sqlite.keys import SqliteKeys
 
 from ..server_util import Server, fresh_connections, start_server, stop_server
 from .conftest import assert_verifies, head, sms
@@ -113,7 +114,9 @@ def test_fuzzing_every_operation_finds_no_failure_and_refusals_write_nothing(
     try:
         assert server.key is not None
         conn = connect(server.db)
-        operator_key = create_key(conn, tenant=None, scopes=list(SCOPES), label="fuzz operator")
+        operator_key = create_key(
+            SqliteKeys(conn), tenant=None, scopes=list(SCOPES), label="fuzz operator"
+        )
         conn.close()
         seed(server)
         start = head(server.db)
