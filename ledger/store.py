@@ -11,6 +11,7 @@ Guarantees every adapter gives (checked by one contract test suite):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
 
 import msgspec
@@ -150,6 +151,28 @@ class LogStore(Protocol):
 
     def read_number(self, tenant: str, msisdn: str) -> list[StoredEntry]:
         """Every entry of ``tenant`` about ``msisdn``, in position order."""
+        ...
+
+    def read_positions(self, positions: Sequence[int]) -> list[StoredEntry]:
+        """The entries at ``positions`` that exist, in position order."""
+        ...
+
+    def evidence(self, positions: Sequence[int]) -> dict[int, tuple[bytes | None, bytes | None]]:
+        """(salt, evidence bytes) per position that has evidence; both ``None`` once erased."""
+        ...
+
+    def erase_evidence(self, position: int, reason: str) -> None:
+        """Erase one entry's evidence, salt and all; the entry and every hash stay valid
+        (``NotFound`` when there is no unerased evidence at ``position``)."""
+        ...
+
+    def keys(self) -> KeyTable:
+        """The API keys (each call reads the newest committed state)."""
+        ...
+
+    def keys_for_update(self) -> AbstractContextManager[KeyTable]:
+        """The API keys in one write transaction (what the block reads and writes commits
+        together, or not at all)."""
         ...
 
     def head(self) -> int:

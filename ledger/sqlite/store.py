@@ -48,7 +48,7 @@ from ledger.sqlite.keys import SqliteKeys
 from ledger.sqlite.migrate import migrate
 from ledger.sqlite.quarantine import QuarantineRecord
 from ledger.sqlite.quarantine import listed as quarantine_rows
-from ledger.store import Appended, Committed, Draft, Projector, StoredEntry, Unchanged
+from ledger.store import Appended, Committed, Draft, LogStore, Projector, StoredEntry, Unchanged
 from ledger.timefmt import format_time, utc_now
 
 try:
@@ -518,3 +518,8 @@ def _check_unchanged(conn: sqlite3.Connection, guard: Unchanged) -> None:
 def head_of(conn: sqlite3.Connection) -> int:
     """The newest log position ``conn`` sees (0 for an empty log): the one head query."""
     return int(conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()[0])
+
+
+def as_port(store: SqliteLogStore) -> LogStore:
+    """``store`` as the log-store port (mypy checks here that the adapter implements it all)."""
+    return store

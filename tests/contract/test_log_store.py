@@ -798,3 +798,10 @@ class TestSqliteAppendBuilt:
         assert sqlite_store.append_built(lambda conn: []) == []
         assert sqlite_store.head() == 0
         assert sqlite_store.append([draft("k1")])[0].position == 1  # the writer is usable
+
+
+def test_the_sqlite_store_implements_the_port(store: LogStore) -> None:
+    """The adapter satisfies the whole port (checked by mypy too: ``store`` is a ``LogStore``)."""
+    methods = [name for name in dir(LogStore) if not name.startswith("_")]
+    assert methods
+    assert all(callable(getattr(store, name)) for name in methods)
