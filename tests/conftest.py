@@ -47,3 +47,13 @@ def ledger(db_path: Path, clock: Clock) -> Iterator[object]:
     led = ConsentLedger(db_path, clock=clock)
     yield led
     led.close()
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """Umask 0: every file mode a test checks is the one the code asks for, not the umask's."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import sqlite3
 import stat
 import threading
@@ -691,16 +690,6 @@ def test_append_each_interleaves_with_concurrent_appends(store: LogStore) -> Non
         t.join(60)
     assert not errors
     assert positions(store) == list(range(1, 4 * 50 + 20 * 5 + 1))
-
-
-@pytest.fixture
-def open_umask() -> Iterator[None]:
-    """Run with umask 0: every mode checked is the one the code asks for, not the umask's."""
-    previous = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 def mode(path: Path) -> int:

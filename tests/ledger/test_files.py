@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ledger.files import PrivateReplacement, create_private_file, make_private_dir
 
-
-@pytest.fixture(autouse=True)
-def open_umask() -> Iterator[None]:
-    """Umask 0: every mode checked is the one the code asks for, not the umask's."""
-    previous = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(previous)
+pytestmark = pytest.mark.usefixtures("open_umask")
 
 
 def mode(path: Path) -> int:
