@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+import msgspec
+
 from ledger.checkpoint import Signer
 from ledger.checkpoint_log import CheckpointRecord
 from ledger.errors import InvalidInput, NotFound
@@ -27,6 +29,14 @@ from projections.read_model import Decide, Maintenance, ReadModel, ReadView, Uni
 from projections.review import ReviewItem
 from projections.sqlite.engine import open_engine
 from projections.timeline import Interval
+
+
+class TenantUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """The tenant's settings after ``update_tenant``, and the entry it appended (if any)."""
+
+    revoke_all: bool
+    default_region: str | None
+    appended: Appended | None = None
 
 
 class ConsentLedger:
@@ -254,6 +264,41 @@ class ConsentLedger:
             event=event,
         )
         return self.append([draft])[0]
+
+    def update_tenant(
+        self,
+        tenant: str,
+        *,
+        actor: str,
+        revoke_all: bool | None = None,
+        default_region: str | None = None,
+    ) -> TenantUpdate:
+        """The tenant's settings with the given ones changed (``None`` keeps a value); appends a
+        ``tenant.configured`` only when something changes, both decided inside the append's
+        write transaction (the API's ``PUT /v1/tenant`` and the CLI's ``tenant set``)."""
+        region = valid_region(default_region) if default_region else None
+        decided: list[TenantUpdate] = []
+
+        def build(view: ReadView) -> list[Draft]:
+            now = (view.revoke_all(tenant), view.tenant_region(tenant))
+            wanted = (now[0] if revoke_all is None else revoke_all, region or now[1])
+            decided.append(TenantUpdate(revoke_all=wanted[0], default_region=wanted[1]))
+            if wanted == now:
+                return []
+            event = TenantConfigured(revoke_all=wanted[0], actor=actor, default_region=wanted[1])
+            return [
+                Draft(
+                    tenant=tenant,
+                    key=new_key("tenant"),
+                    subaccount=None,
+                    msisdn=None,
+                    occurred_at=None,
+                    event=event,
+                )
+            ]
+
+        appended = self.decide_and_append(build)
+        return msgspec.structs.replace(decided[-1], appended=appended[0] if appended else None)
 
     def retract(
         self, tenant: str, position: int, *, reason: str, actor: str, key: str | None = None

@@ -473,3 +473,22 @@ def test_subaccount_set_refuses_a_bad_region_and_changes_nothing(run: Run) -> No
     assert out == ""
     assert len(err.strip().splitlines()) == 1
     assert run.head() == 0
+
+
+def test_tenant_settings_from_the_command_line(known: Run) -> None:
+    """The CLI changes the tenant's settings with the API's rule (nothing appended when
+    unchanged); a national number of an unresolved opt-out then reads in its region."""
+    assert known.json("tenant", "show") == {
+        "tenant": "default",
+        "revoke_all": False,
+        "default_region": None,
+        "position": None,
+        "changed": False,
+    }
+    made = known.json("tenant", "set", "--region", "sg")
+    assert (made["default_region"], made["changed"]) == ("SG", True)
+    again = known.json("tenant", "set", "--region", "SG")
+    assert (again["changed"], again["position"]) == (False, None)
+    out = known.json("record", "--msisdn", "81968289", "--action", "opt_out", "--text", "STOP")
+    assert (out["msisdn"], out["unresolved"]) == (NUMBER, True)
+    assert known.json("tenant", "set", "--revoke-all", "on")["revoke_all"] is True

@@ -23,6 +23,7 @@ from ledger.keywords import Policy
 from ledger.timefmt import normalize_time
 from projections.ids import client_key
 from projections.intake import IntakeRequest, record
+from projections.ledger import TenantUpdate
 from projections.rebuild import rebuild
 
 
@@ -124,7 +125,7 @@ def _subaccount(args: argparse.Namespace) -> int:
         ledger.configure_subaccount(
             args.tenant,
             args.id,
-            actor=f"cli:{os.environ.get('USER', 'unknown')}",
+            actor=f"cli:{cli_user()}",
             default_region=args.region,
             mode=args.mode,
             unknown=args.unknown,
@@ -141,6 +142,30 @@ def _subaccount(args: argparse.Namespace) -> int:
                 "position": item.position,
             }
         )
+    return 0
+
+
+def _tenant(args: argparse.Namespace) -> int:
+    ledger = open_ledger(args)
+    revoke = None if args.revoke_all is None else args.revoke_all == "on"
+    if args.action == "show":
+        update = TenantUpdate(
+            revoke_all=ledger.revoke_all(args.tenant),
+            default_region=ledger.tenant_region(args.tenant),
+        )
+    else:
+        update = ledger.update_tenant(
+            args.tenant, actor=f"cli:{cli_user()}", revoke_all=revoke, default_region=args.region
+        )
+    emit(
+        {
+            "tenant": args.tenant,
+            "revoke_all": update.revoke_all,
+            "default_region": update.default_region,
+            "position": update.appended.position if update.appended else None,
+            "changed": update.appended is not None,
+        }
+    )
     return 0
 
 
@@ -197,3 +222,16 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("--mode", choices=["strict", "standard", "conservative"])
     p.add_argument("--unknown", choices=["allow", "deny"], help="numbers with no entry")
     p.set_defaults(handler=_subaccount)
+    p = sub.add_parser("tenant", help="show or change the tenant's settings")
+    db_options(p)
+    p.add_argument("action", choices=["show", "set"])
+    p.add_argument(
+        "--revoke-all",
+        choices=["on", "off"],
+        help="every opt-out applies to every subaccount of the tenant",
+    )
+    p.add_argument(
+        "--region",
+        help="default region for national numbers of opt-outs whose subaccount is not resolved",
+    )
+    p.set_defaults(handler=_tenant)

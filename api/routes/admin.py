@@ -27,7 +27,6 @@ from api.state import Services
 from ledger.errors import NotFound
 from ledger.events import ReviewAction, Unknown
 from ledger.keywords import KeywordChanges, Mode
-from ledger.msisdn import valid_region
 from ledger.store import Appended
 from projections.config import SubaccountSettings
 from projections.resolve import AlreadyResolved, resolve
@@ -298,27 +297,20 @@ def put_tenant(
     """Append the tenant's settings (nothing if unchanged)."""
     principal = request.user
     tenant = tenant_of(principal)
-    ledger = services.ledger
-    region = ledger.tenant_region(tenant)
-    wanted = valid_region(data.default_region) if data.default_region else region
-    if ledger.revoke_all(tenant) == data.revoke_all and wanted == region:
-        return TenantView(
-            tenant=tenant,
-            revoke_all=data.revoke_all,
-            position=None,
-            changed=False,
-            default_region=region,
-        )
-    appended = ledger.configure_tenant(
-        tenant, revoke_all=data.revoke_all, actor=principal.actor, default_region=wanted
+    update = services.ledger.update_tenant(
+        tenant,
+        actor=principal.actor,
+        revoke_all=data.revoke_all,
+        default_region=data.default_region,
     )
-    _counted([appended])
+    if update.appended is not None:
+        _counted([update.appended])
     return TenantView(
         tenant=tenant,
-        revoke_all=data.revoke_all,
-        position=appended.position,
-        changed=True,
-        default_region=wanted,
+        revoke_all=update.revoke_all,
+        position=update.appended.position if update.appended else None,
+        changed=update.appended is not None,
+        default_region=update.default_region,
     )
 
 
