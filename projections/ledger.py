@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import msgspec
 
@@ -29,6 +30,15 @@ from projections.read_model import Decide, Maintenance, ReadModel, ReadView, Uni
 from projections.review import ReviewItem
 from projections.sqlite.engine import open_engine
 from projections.timeline import Interval
+
+
+class SubaccountChanges(TypedDict, total=False):
+    """Settings a subaccount change names (one left out, or ``None``, keeps its value)."""
+
+    default_region: str | None
+    mode: Mode | None
+    unknown: Unknown | None
+    keywords: KeywordChanges | None
 
 
 class TenantUpdate(msgspec.Struct, frozen=True, kw_only=True):
@@ -110,30 +120,16 @@ class ConsentLedger:
         *,
         actor: str,
         method: Method = "admin",
-        default_region: str | None = None,
-        mode: Mode | None = None,
-        unknown: Unknown | None = None,
-        keywords: KeywordChanges | None = None,
         key: str | None = None,
+        **changes: Unpack[SubaccountChanges],
     ) -> Appended:
-        """Append new settings for ``subaccount`` (fields left ``None`` keep their value).
+        """Append new settings for ``subaccount`` (fields left out or ``None`` keep their value).
 
         The policy version goes up by one whenever the mode or the keyword lists change; it is
         computed from the settings in force inside the append's write transaction, so
         concurrent changes (from any process) each get a version of their own.
         """
-        appended = self._configure(
-            tenant,
-            subaccount,
-            actor=actor,
-            method=method,
-            default_region=default_region,
-            mode=mode,
-            unknown=unknown,
-            keywords=keywords,
-            key=key,
-            if_changed=False,
-        )
+        appended = self._configure(tenant, subaccount, actor, method, key, False, changes)
         assert appended is not None  # unconditional: always an entry
         return appended
 
@@ -144,55 +140,28 @@ class ConsentLedger:
         *,
         actor: str,
         method: Method = "admin",
-        default_region: str | None = None,
-        mode: Mode | None = None,
-        unknown: Unknown | None = None,
-        keywords: KeywordChanges | None = None,
+        **changes: Unpack[SubaccountChanges],
     ) -> Appended | None:
         """Like ``configure_subaccount``, but append nothing (``None``) when the new settings
         equal the ones in force; both decided inside the append's write transaction."""
-        return self._configure(
-            tenant,
-            subaccount,
-            actor=actor,
-            method=method,
-            default_region=default_region,
-            mode=mode,
-            unknown=unknown,
-            keywords=keywords,
-            key=None,
-            if_changed=True,
-        )
+        return self._configure(tenant, subaccount, actor, method, None, True, changes)
 
     def _configure(
         self,
         tenant: str,
         subaccount: str,
-        *,
         actor: str,
         method: Method,
-        default_region: str | None,
-        mode: Mode | None,
-        unknown: Unknown | None,
-        keywords: KeywordChanges | None,
         key: str | None,
         if_changed: bool,
+        changes: SubaccountChanges,
     ) -> Appended | None:
         valid_subaccount(subaccount)
 
         def build(view: ReadView) -> list[Draft]:
             current = view.settings(tenant, subaccount)
             draft = self.subaccount_draft(
-                tenant,
-                subaccount,
-                current,
-                actor=actor,
-                method=method,
-                default_region=default_region,
-                mode=mode,
-                unknown=unknown,
-                keywords=keywords,
-                key=key,
+                tenant, subaccount, current, actor=actor, method=method, key=key, **changes
             )
             return [] if if_changed and _unchanged(current, draft.event) else [draft]
 
