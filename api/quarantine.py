@@ -13,8 +13,7 @@ from __future__ import annotations
 import msgspec
 
 from ledger.entries import b64, keep_bytes
-from ledger.sqlite.quarantine import QuarantineRecord
-from ledger.sqlite.store import SqliteLogStore
+from ledger.store import LogStore, QuarantineRecord
 
 MAX_REASON_CHARS = 500
 MAX_CONTENT_TYPE_CHARS = 200
@@ -50,7 +49,7 @@ class QuarantinedBody(msgspec.Struct, frozen=True, kw_only=True):
     sha256: str | None = None
 
 
-def keep(store: SqliteLogStore, tenant: str, reason: str, body: bytes, received: Received) -> int:
+def keep(store: LogStore, tenant: str, reason: str, body: bytes, received: Received) -> int:
     """Store ``body`` in the quarantine and return its id."""
     kept = keep_bytes(body)
     record = QuarantineRecord(
@@ -69,7 +68,7 @@ def keep(store: SqliteLogStore, tenant: str, reason: str, body: bytes, received:
 
 
 def listed(
-    store: SqliteLogStore, tenant: str, *, after_id: int = 0, limit: int = 100
+    store: LogStore, tenant: str, *, after_id: int = 0, limit: int = 100
 ) -> list[QuarantinedBody]:
     """Up to ``limit`` of ``tenant``'s quarantined bodies with id > ``after_id``, oldest first."""
     return [

@@ -10,14 +10,16 @@ Guarantees every adapter gives (checked by one contract test suite):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 import msgspec
 
 from ledger.entries import Entry, Evidence, decode_entry
 from ledger.events import Event
+from ledger.runner import Lease
 
 
 class Draft(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -108,6 +110,23 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
     revoked_at: str | None = None
 
 
+class QuarantineRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One quarantined body as stored (``body_length`` and ``body_sha256`` describe the whole
+    body when only a prefix was kept; both ``None`` otherwise)."""
+
+    tenant: str
+    received_at: str
+    reason: str
+    content_type: str | None
+    body: bytes
+    remote_addr: str | None
+    request_id: str | None
+    body_length: int | None = None
+    body_sha256: str | None = None
+    id: int = 0
+    """Assigned when it is kept."""
+
+
 class KeyTable(Protocol):
     """API keys as stored: add, list, look up, revoke (a revocation is kept; nothing is ever
     deleted). Raises ``StoreUnavailable`` when the store cannot answer."""
@@ -175,10 +194,41 @@ class LogStore(Protocol):
         together, or not at all)."""
         ...
 
+    def quarantine(self, record: QuarantineRecord) -> int:
+        """Keep a body that could not be understood, durably once this returns; its id
+        (``StoreUnavailable`` when it cannot be kept)."""
+        ...
+
+    def quarantined(self, tenant: str, *, after_id: int, limit: int) -> list[QuarantineRecord]:
+        """Up to ``limit`` of ``tenant``'s quarantined bodies with id > ``after_id``, oldest
+        first."""
+        ...
+
     def head(self) -> int:
         """The position of the newest committed entry (0 for an empty log)."""
         ...
 
     def probe_write(self) -> None:
         """Raise ``StoreUnavailable`` unless a write could start now; writes nothing."""
+        ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The one clock every "now" of the ledger comes from (``recorded_at``, receive times,
+        a decision's default ``at``): the database's own where several nodes share it,
+        injectable for tests."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for people (a path, or a URL with its password masked)."""
+        ...
+
+    def lease(self, job: str) -> Lease:
+        """The lease that makes this process the one runner of ``job`` in the deployment
+        (``ledger.runner``)."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's connections (and any lease this process holds)."""
         ...

@@ -5,27 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
-import msgspec
-
 from ledger.sqlite.connection import unavailable_on_driver_error
-
-
-class QuarantineRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """One quarantined body as stored (``body_length`` and ``body_sha256`` describe the whole
-    body when only a prefix was kept; both ``None`` otherwise)."""
-
-    tenant: str
-    received_at: str
-    reason: str
-    content_type: str | None
-    body: bytes
-    remote_addr: str | None
-    request_id: str | None
-    body_length: int | None = None
-    body_sha256: str | None = None
-    id: int = 0
-    """Assigned when it is kept."""
-
+from ledger.store import QuarantineRecord
 
 _COLUMNS = (
     "tenant, received_at, reason, content_type, body, remote_addr, request_id, body_length, "

@@ -45,10 +45,19 @@ from ledger.retraction import check_retraction
 from ledger.sqlite import quarantine, tree
 from ledger.sqlite.connection import BUSY_TIMEOUT_MS, connect, unavailable_on_driver_error
 from ledger.sqlite.keys import SqliteKeys
+from ledger.sqlite.lease import FileLease
 from ledger.sqlite.migrate import migrate
-from ledger.sqlite.quarantine import QuarantineRecord
 from ledger.sqlite.quarantine import listed as quarantine_rows
-from ledger.store import Appended, Committed, Draft, LogStore, Projector, StoredEntry, Unchanged
+from ledger.store import (
+    Appended,
+    Committed,
+    Draft,
+    LogStore,
+    Projector,
+    QuarantineRecord,
+    StoredEntry,
+    Unchanged,
+)
 from ledger.timefmt import format_time, utc_now
 
 try:
@@ -79,6 +88,8 @@ class SqliteLogStore:
         self.path = Path(path)
         self._clock = clock
         self._local = threading.local()
+        self._leases: dict[str, FileLease] = {}
+        self._leases_lock = threading.Lock()
         self._wconn = connect(self.path)
         self._writer = _Writer(self._wconn, self.path, list(projectors), clock)
         self.group_commit = GroupCommit(self._writer)
@@ -281,8 +292,24 @@ class SqliteLogStore:
         finally:
             self._write_lock.release()
 
+    @property
+    def location(self) -> str:
+        """The database file's path."""
+        return str(self.path)
+
+    def lease(self, job: str) -> FileLease:
+        """This process's lease of ``job`` (``ledger.runner``): one per job, kept until
+        ``close``."""
+        with self._leases_lock:
+            if job not in self._leases:
+                self._leases[job] = FileLease(self.path, job)
+            return self._leases[job]
+
     def close(self) -> None:
-        """Close the writer connection (readers close with their threads)."""
+        """Close the writer connection and give up any lease (readers close with their
+        threads)."""
+        for lease in self._leases.values():
+            lease.release()
         self._wconn.close()
         self._writer.close()
 

@@ -1,0 +1,33 @@
+"""One runner per deployment: a named job (signing checkpoints, dispatching replies, applying
+retention) runs in exactly one process of the deployment at a time, whatever the number of
+workers or nodes.
+
+Guarantees every adapter's lease gives (the contract suite checks them):
+- at most one process holds a job's lease at a time (``held`` true in one process only);
+- a lease is never held by a process that is gone: it is bound to something the operating
+  system or the database releases when the process dies (a file lock, a database session), so
+  a surviving process takes the job over at its next ``held`` call;
+- ``held`` never blocks: it answers at once whether this process is the runner now, taking the
+  lease when it is free;
+- a process keeps its lease until ``release`` (or ``close`` of the store, or its death).
+
+Use: call ``held`` before each run of the job; run only when it answers true.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Lease(Protocol):
+    """The lease of one named job in one process."""
+
+    job: str
+
+    def held(self) -> bool:
+        """Whether this process is the job's runner now (taking the lease if it is free)."""
+        ...
+
+    def release(self) -> None:
+        """Give the lease up (another process may take it at its next ``held``)."""
+        ...
