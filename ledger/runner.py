@@ -16,7 +16,17 @@ Use: call ``held`` before each run of the job; run only when it answers true.
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
+
+_JOB = re.compile(r"[a-z][a-z0-9-]{0,40}")
+
+
+def job_name(job: str) -> str:
+    """``job`` checked to be a short lowercase name (it becomes part of a file or lock name)."""
+    if not _JOB.fullmatch(job):
+        raise ValueError(f"job names are lowercase letters, digits and '-': {job!r}")
+    return job
 
 
 class Lease(Protocol):

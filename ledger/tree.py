@@ -17,6 +17,16 @@ from ledger import merkle
 from ledger.errors import InvalidInput
 from ledger.store import StoredEntry
 
+LEVEL_BITS = 6
+"""Bits of a stored node's key that hold its level (``node_key``)."""
+
+
+def node_key(level: int, index: int) -> int:
+    """The key of node (``level``, ``index``) in every adapter's ``tree_nodes``: the last leaf
+    it covers (the leaf whose append completes it), then its level. Nodes completed together
+    are neighbours."""
+    return (((index + 1) << level) - 1) << LEVEL_BITS | level
+
 
 class TreeNodes(Protocol):
     """A store's stored tree, as the tree logic reads it."""

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Protocol
 
 import msgspec
 
+from ledger.checkpoint import Signer
 from ledger.checkpoint_log import CheckpointRecord
 from ledger.store import Appended, Draft, StoredEntry
 from projections.config import PolicyConflict, SubaccountSettings
@@ -188,6 +190,22 @@ class UnitOfWork(Protocol):
     def decide_and_append(self, decide: Decide) -> list[Appended]:
         """Append the drafts ``decide`` returns, calling it with a view bound to the append's
         write transaction (see the module); if it raises, nothing is written."""
+        ...
+
+
+class CheckpointSigning(Protocol):
+    """Signing checkpoints of the store's tree (``ledger.checkpoint_log.sign`` checks each new
+    one against the previous)."""
+
+    def sign(
+        self, signer: Signer, origin: str, now: datetime, *, min_interval: float | None = None
+    ) -> tuple[CheckpointRecord | None, bool]:
+        """A checkpoint of the whole log if it grew, and whether it was signed now:
+        ``(None, False)`` when ``min_interval`` seconds have not passed since the latest one;
+        the latest one, unsigned now, when it already covers the newest entry. Several
+        processes or nodes never sign twice for one interval. ``TamperDetected`` when the tree
+        is not consistent with the latest checkpoint; ``Conflict`` when the database already
+        names another verifier key than ``signer``'s (one key per log)."""
         ...
 
 

@@ -21,8 +21,8 @@ from ledger import merkle
 from ledger.checkpoint import Checkpoint, Signer, checkpoint_body, load_or_create_signing_key
 from ledger.entries import Evidence
 from ledger.events import ConsentGranted, ConsentRevoked, HelpRequested
-from ledger.sqlite.tree import node_key
 from ledger.store import Draft
+from ledger.tree import node_key
 from ledger.verify import MAX_PROBLEMS, Report
 from projections.ledger import ConsentLedger
 

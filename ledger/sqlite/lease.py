@@ -5,25 +5,16 @@ holding it dies. Every worker of a deployment on one SQLite file shares that fil
 from __future__ import annotations
 
 import os
-import re
 import threading
 from pathlib import Path
 
 from ledger.files import PRIVATE_FILE_MODE
+from ledger.runner import job_name
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: one process, so it is always the runner
     fcntl = None  # type: ignore[assignment]
-
-_JOB = re.compile(r"[a-z][a-z0-9-]{0,40}")
-
-
-def job_name(job: str) -> str:
-    """``job`` checked to be a short lowercase name (it becomes part of a file or lock name)."""
-    if not _JOB.fullmatch(job):
-        raise ValueError(f"job names are lowercase letters, digits and '-': {job!r}")
-    return job
 
 
 class FileLease:

@@ -13,14 +13,7 @@ from collections.abc import Sequence
 from ledger import merkle
 from ledger import tree as pure
 from ledger.store import StoredEntry
-
-_LEVEL_BITS = 6
-
-
-def node_key(level: int, index: int) -> int:
-    """The key of node (``level``, ``index``) in ``tree_nodes``: the last leaf it covers (the
-    leaf whose append completes it), then its level. Nodes completed together are neighbours."""
-    return (((index + 1) << level) - 1) << _LEVEL_BITS | level
+from ledger.tree import LEVEL_BITS, node_key
 
 
 class Nodes:
@@ -34,7 +27,7 @@ class Nodes:
         row = self.conn.execute(
             "SELECT node FROM tree_nodes WHERE level = 0 ORDER BY node DESC LIMIT 1"
         ).fetchone()
-        return 0 if row is None else (int(row[0]) >> _LEVEL_BITS) + 1
+        return 0 if row is None else (int(row[0]) >> LEVEL_BITS) + 1
 
     def node(self, level: int, index: int) -> bytes:
         """A stored node hash; a missing node is a corrupt tree (``LookupError``)."""
@@ -54,7 +47,7 @@ def node_getter(conn: sqlite3.Connection) -> merkle.NodeGetter:
 def add_leaves(conn: sqlite3.Connection, stored: Sequence[StoredEntry]) -> None:
     """Write the nodes completed by appending ``stored`` (consecutive, after the current tree)."""
     rows = [
-        (leaf << _LEVEL_BITS | level, level, index, digest)
+        (leaf << LEVEL_BITS | level, level, index, digest)
         for leaf, level, index, digest in pure.completed(stored, node_getter(conn))
     ]
     conn.executemany("INSERT INTO tree_nodes (node, level, idx, hash) VALUES (?, ?, ?, ?)", rows)

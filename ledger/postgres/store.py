@@ -1,0 +1,534 @@
+"""The PostgreSQL adapter of the log store: many nodes, one durable, ordered, verifiable log.
+
+Guarantees beyond the port (``ledger.store``):
+- **Dense positions in commit order across nodes.** A write transaction first takes the log's
+  transaction-level advisory lock, then reads the head, assigns the next positions and writes
+  the entries, their evidence, tree nodes and projections; the lock is released only after the
+  commit is durable and visible, so the next writer (of any node) sees it, and a reader never
+  sees a position missing below one it has seen. No sequence supplies positions (a rolled-back
+  insert would leave a gap); the database itself refuses a position that is not the next one.
+- **One clock.** Every "now" (``recorded_at``, receive times, a decision's default time) is the
+  database's ``clock_timestamp()`` — read under the log lock for ``recorded_at``, so it never
+  decreases with position — unless a clock is injected (tests). No node's own clock is used.
+- **No node holds the log forever.** A writer waits at most ``lock_timeout`` for the lock
+  (then ``StoreUnavailable``: the API answers 503 and 8x8 retries; appends are idempotent by
+  key), and the server ends the session of a node stopped mid-transaction
+  (``ledger.postgres.connection``).
+- Concurrent appends of one process are group-committed (``ledger.group_commit``): the group is
+  taken after the lock is acquired, one transaction and one durable commit for all of it.
+- Reads run on a bounded pool; a ``snapshot`` is one ``REPEATABLE READ`` read-only transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from datetime import datetime
+
+import psycopg
+from psycopg.pq import TransactionStatus
+
+from ledger.entries import (
+    Entry,
+    encode_entry,
+    encode_evidence,
+    evidence_digest,
+    leaf_hash,
+    new_salt,
+)
+from ledger.errors import LedgerError, NotFound, Stale, StoreUnavailable
+from ledger.events import EntryRetracted, event_type
+from ledger.group_commit import NOTHING_WRITTEN, GroupCommit, WriteCursor
+from ledger.location import mask_url
+from ledger.postgres import records, tree
+from ledger.postgres.connection import (
+    DEFAULT_POOL_SIZE,
+    Connection,
+    connect,
+    is_unavailable,
+    lock_key,
+    pool,
+    unavailable_on_driver_error,
+)
+from ledger.postgres.lease import SessionLease
+from ledger.postgres.migrate import migrate
+from ledger.postgres.records import PgKeys
+from ledger.retraction import check_retraction
+from ledger.store import (
+    Appended,
+    Committed,
+    Draft,
+    LogStore,
+    Projector,
+    QuarantineRecord,
+    StoredEntry,
+    Unchanged,
+)
+from ledger.timefmt import format_time
+
+RARE_TYPES = (
+    "type NOT IN ('consent.revoked', 'consent.granted', 'help.requested', 'review.flagged')"
+)
+"""The condition of the partial index ``log_by_rare_type``: a query searching the log by a rare
+entry type includes it verbatim so the planner uses that index."""
+TARGET_POSITION = "(convert_from(entry, 'UTF8')::jsonb #>> '{event,position}')::bigint"
+"""The position a retraction or review resolution targets, read from the stored entry."""
+
+Build = Callable[[Connection], Sequence[Draft]]
+"""Makes the drafts of an append from what it reads inside the append's write transaction."""
+
+
+class PgLogStore:
+    """The log store on one PostgreSQL database (schema): safe to share between threads, and
+    between processes and nodes through the database."""
+
+    def __init__(
+        self,
+        url: str,
+        projectors: Sequence[Projector[Connection]] = (),
+        clock: Callable[[], datetime] | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> None:
+        self.url = url
+        self._injected_clock = clock
+        self._pool = pool(url, pool_size)
+        try:
+            self._wconn = connect(url)
+            migrate(self._wconn)
+            with unavailable_on_driver_error("cannot read the lock keys"):
+                self.log_key = lock_key(self._wconn, "log")
+                self._keys_key = lock_key(self._wconn, "keys")
+        except BaseException:
+            self._pool.close()
+            raise
+        self._writer = _Writer(self, list(projectors))
+        self.group_commit = GroupCommit(self._writer)
+        """Schedules the appends of this process into groups (``ledger.group_commit``)."""
+        self._write_lock = self.group_commit.write_lock
+        self._leases: dict[str, SessionLease] = {}
+        self._leases_lock = threading.Lock()
+
+    @property
+    def projectors(self) -> list[Projector[Connection]]:
+        """The projectors every append applies, in its transaction (a list one may extend)."""
+        return self._writer.projectors
+
+    @property
+    def location(self) -> str:
+        """The database URL with its password masked."""
+        return mask_url(self.url)
+
+    # -- clock -----------------------------------------------------------------------------
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The database's clock (or the injected one): see the module."""
+        return self._injected_clock or self._database_now
+
+    def _database_now(self) -> datetime:
+        with self.reader() as conn, unavailable_on_driver_error("cannot read the clock"):
+            return database_now(conn)
+
+    # -- reads -----------------------------------------------------------------------------
+    @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A pooled autocommit connection for the block (each statement its own snapshot)."""
+        unavailable = unavailable_on_driver_error("the ledger cannot be read now")
+        with unavailable, self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only ``REPEATABLE READ`` transaction: every query inside sees one state."""
+        with self.reader() as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            try:
+                yield conn
+            finally:
+                if conn.info.transaction_status != TransactionStatus.UNKNOWN:
+                    conn.execute("ROLLBACK")
+
+    def head(self) -> int:
+        """The newest committed position (0 when empty)."""
+        with self.reader() as conn:
+            return head_of(conn)
+
+    def read_from(self, position: int, limit: int) -> list[StoredEntry]:
+        """Up to ``limit`` entries from ``position`` on, in order."""
+        with self.reader() as conn:
+            rows = conn.execute(
+                "SELECT position, entry, leaf_hash FROM log WHERE position >= %s "
+                "ORDER BY position LIMIT %s",
+                (position, limit),
+            ).fetchall()
+        return stored(rows)
+
+    def read_number(self, tenant: str, msisdn: str) -> list[StoredEntry]:
+        """Every entry of ``tenant`` about ``msisdn``, in order."""
+        with self.reader() as conn:
+            rows = conn.execute(
+                "SELECT position, entry, leaf_hash FROM log WHERE tenant = %s AND msisdn = %s "
+                "ORDER BY position",
+                (tenant, msisdn),
+            ).fetchall()
+        return stored(rows)
+
+    def read_positions(self, positions: Sequence[int]) -> list[StoredEntry]:
+        """The entries at ``positions`` that exist, in position order."""
+        with self.reader() as conn:
+            rows = conn.execute(
+                "SELECT position, entry, leaf_hash FROM log WHERE position = ANY(%s) "
+                "ORDER BY position",
+                (list(positions),),
+            ).fetchall()
+        return stored(rows)
+
+    def evidence(self, positions: Sequence[int]) -> dict[int, tuple[bytes | None, bytes | None]]:
+        """(salt, content) per position that has evidence; both ``None`` once erased."""
+        with self.reader() as conn:
+            return evidence_of(conn, positions)
+
+    def erase_evidence(self, position: int, reason: str) -> None:
+        """Erase one entry's evidence (salt and content); the entry and every hash stay valid."""
+        with self.reader() as conn:
+            cur = conn.execute(
+                "UPDATE evidence SET salt = NULL, content = NULL, erased_at = %s, "
+                "erase_reason = %s WHERE position = %s AND erased_at IS NULL",
+                (format_time(self.clock()), reason, position),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"no unerased evidence at position {position}")
+
+    def keys(self) -> PgKeys:
+        """The API keys (each call reads the newest committed state)."""
+        return PgKeys(self.reader)
+
+    @contextmanager
+    def keys_for_update(self) -> Iterator[PgKeys]:
+        """The API keys in one transaction, serialised with every other such block (of any
+        node): what is read and written in the block commits together, or not at all."""
+        with self.reader() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._keys_key,))
+            yield PgKeys(lambda: nullcontext(conn))
+
+    def quarantined(self, tenant: str, *, after_id: int, limit: int) -> list[QuarantineRecord]:
+        """Up to ``limit`` of ``tenant``'s quarantined bodies with id > ``after_id``."""
+        with self.reader() as conn:
+            return records.quarantined(conn, tenant, after_id, limit)
+
+    def quarantine(self, record: QuarantineRecord) -> int:
+        """Keep a webhook body in the quarantine, durably once this returns; its id."""
+        with self.reader() as conn:
+            return records.add_quarantined(conn, record)
+
+    # -- appends ---------------------------------------------------------------------------
+    def append(self, drafts: Sequence[Draft]) -> list[Appended]:
+        """Append ``drafts`` atomically and durably (group-committed with concurrent callers)."""
+        return self.group_commit.append(drafts)
+
+    def append_each(self, calls: Sequence[Sequence[Draft]]) -> list[list[Appended] | Exception]:
+        """Append each of ``calls`` as a concurrent ``append`` would, in one transaction."""
+        return self.group_commit.append_each(calls)
+
+    def append_built(self, build: Build) -> list[Appended]:
+        """Append the drafts ``build`` returns, calling it on the writer connection inside the
+        append's transaction, under the log lock: no other append of any node comes between
+        its reads and its entries (``UnitOfWork.decide_and_append``)."""
+        return self.group_commit.append_built(lambda: build(self._writer.conn))
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Connection]:
+        """A write transaction holding the log lock (maintenance: rebuild's catch-up)."""
+        writer = self._writer
+        with self._write_lock:
+            writer.begin()
+            try:
+                yield writer.conn
+                writer.commit()
+            except BaseException:
+                writer.abandon()
+                raise
+
+    def probe_write(self, timeout: float = 1.0) -> None:
+        """Raise ``StoreUnavailable`` unless the log lock could be taken within ``timeout``
+        seconds; nothing is written."""
+        if not self._write_lock.acquire(timeout=timeout):
+            raise StoreUnavailable("the writer stayed busy")
+        try:
+            conn = self._writer.connection()
+            with unavailable_on_driver_error("cannot start a write"), conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = {int(timeout * 1000)}")
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.log_key,))
+        finally:
+            self._write_lock.release()
+
+    def lease(self, job: str) -> SessionLease:
+        """This process's lease of ``job`` (``ledger.runner``): a session advisory lock on a
+        connection of its own, freed by the server when this process dies."""
+        with self._leases_lock:
+            if job not in self._leases:
+                self._leases[job] = SessionLease(self.url, job)
+            return self._leases[job]
+
+    def close(self) -> None:
+        """Close every connection and give up any lease."""
+        for lease in self._leases.values():
+            lease.release()
+        with suppress(psycopg.Error):
+            self._writer.conn.close()
+        self._pool.close()
+
+
+class _Writer:
+    """The store's side of group commit (``ledger.group_commit.GroupWriter``) on the writer
+    connection: the log lock, the transaction and savepoints, and the SQL of an append."""
+
+    def __init__(self, store: PgLogStore, projectors: list[Projector[Connection]]) -> None:
+        self.store = store
+        self.conn = store._wconn
+        self.projectors = projectors
+        self._reads = _RetractionReads(self)
+
+    def connection(self) -> Connection:
+        """The writer connection, opened again if the last one was lost."""
+        if self.conn.closed or self.conn.broken:
+            self.conn = connect(self.store.url)
+        return self.conn
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return nullcontext()  # the log lock is taken in ``begin``, inside the transaction
+
+    def begin(self) -> None:
+        try:
+            conn = self.connection()
+            conn.execute("BEGIN")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.store.log_key,))
+        except psycopg.Error as exc:
+            self.abandon()
+            raise StoreUnavailable(f"cannot start a write: {exc}") from exc
+
+    def cursor(self) -> WriteCursor:
+        row = self.conn.execute(
+            "SELECT position, recorded_at FROM log ORDER BY position DESC LIMIT 1"
+        ).fetchone()
+        return WriteCursor(0, "") if row is None else WriteCursor(int(row[0]), str(row[1]))
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def abandon(self) -> None:
+        """Roll back, unless the transaction (or the connection) is already gone."""
+        if self.in_transaction():
+            with suppress(psycopg.Error):
+                self.conn.execute("ROLLBACK")
+
+    def in_transaction(self) -> bool:
+        status = self.conn.info.transaction_status
+        return status in (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+
+    def savepoint(self) -> None:
+        self.conn.execute("SAVEPOINT ticket")
+
+    def release(self) -> None:
+        self.conn.execute("RELEASE SAVEPOINT ticket")
+
+    def rollback_to(self) -> None:
+        self.conn.execute("ROLLBACK TO SAVEPOINT ticket")
+        self.conn.execute("RELEASE SAVEPOINT ticket")
+
+    @staticmethod
+    def failure(exc: Exception) -> Exception:
+        if isinstance(exc, LedgerError):
+            return exc
+        if is_unavailable(exc):
+            return StoreUnavailable(f"{NOTHING_WRITTEN}: {exc}")
+        return exc
+
+    @staticmethod
+    def lost(exc: Exception) -> Exception:
+        if isinstance(exc, psycopg.Error):
+            return StoreUnavailable(f"{NOTHING_WRITTEN}: {exc}")
+        return exc
+
+    def now(self) -> str:
+        """The recorded time of a group: the injected clock, else the database's (read under
+        the log lock, inside the group's transaction)."""
+        injected = self.store._injected_clock
+        return format_time(injected() if injected else database_now(self.conn))
+
+    def write(self, drafts: Sequence[Draft], cursor: WriteCursor, project: bool) -> list[Appended]:
+        conn = self.conn
+        results: list[Appended] = []
+        start = len(cursor.items)
+        for draft in drafts:
+            item = None
+            if draft.unchanged is not None:
+                _check_unchanged(conn, draft.unchanged)
+            retracts = draft.event.position if isinstance(draft.event, EntryRetracted) else None
+            if retracts is None or not _taken(conn, draft):
+                if retracts is not None:
+                    check_retraction(self._reads, draft.tenant, retracts)
+                item = self._insert(draft, cursor)  # None: the key is taken
+            if item is None:
+                results.append(Appended(_original(conn, draft), duplicate=True))
+                continue
+            cursor.items.append(item)
+            results.append(Appended(item.stored, duplicate=False))
+        fresh = cursor.items[start:]
+        if fresh and project:
+            self.project(fresh)
+        return results
+
+    def project(self, items: list[Committed]) -> None:
+        """Hash ``items`` into the tree and apply them to every projection."""
+        tree.add_leaves(self.conn, [item.stored for item in items])
+        for projector in self.projectors:
+            projector.apply(self.conn, items)
+
+    def _insert(self, draft: Draft, cursor: WriteCursor) -> Committed | None:
+        """Insert ``draft`` as the next entry; ``None`` (nothing written) when its (tenant, key)
+        is already in the log."""
+        if cursor.now is None:
+            cursor.now = max(self.now(), cursor.last_recorded)
+        recorded = cursor.now
+        position = cursor.head + 1
+        salt = content = digest = None
+        if draft.evidence is not None:
+            salt, content = new_salt(), encode_evidence(draft.evidence)
+            digest = evidence_digest(salt, content)
+        entry = Entry(
+            position=position,
+            event_id=str(uuid.uuid4()),
+            key=draft.key,
+            tenant=draft.tenant,
+            subaccount=draft.subaccount,
+            msisdn=draft.msisdn,
+            type=event_type(draft.event),
+            occurred_at=draft.occurred_at or recorded,
+            recorded_at=recorded,
+            event=draft.event,
+            evidence_digest=digest,
+        )
+        data = encode_entry(entry)
+        item = StoredEntry(position, data, leaf_hash(data))
+        inserted = self.conn.execute(
+            "INSERT INTO log (position, tenant, key, event_id, type, subaccount, msisdn, "
+            "occurred_at, recorded_at, entry, leaf_hash) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (tenant, key) DO NOTHING",
+            (
+                position,
+                entry.tenant,
+                entry.key,
+                entry.event_id,
+                entry.type,
+                entry.subaccount,
+                entry.msisdn,
+                entry.occurred_at,
+                entry.recorded_at,
+                data,
+                item.leaf_hash,
+            ),
+        ).rowcount
+        if not inserted:
+            return None
+        if salt is not None:
+            self.conn.execute(
+                "INSERT INTO evidence (position, salt, content) VALUES (%s, %s, %s)",
+                (position, salt, content),
+            )
+        cursor.head, cursor.last_recorded = position, recorded
+        return Committed(item, entry)
+
+
+class _RetractionReads:
+    """The reads of ``ledger.retraction.check_retraction`` on the writer connection."""
+
+    def __init__(self, writer: _Writer) -> None:
+        self.writer = writer
+
+    def type_at(self, tenant: str, position: int) -> str | None:
+        row = self.writer.conn.execute(
+            "SELECT type FROM log WHERE position = %s AND tenant = %s", (position, tenant)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def retraction_of(self, tenant: str, position: int) -> int | None:
+        row = self.writer.conn.execute(
+            f"SELECT position FROM log WHERE type = 'entry.retracted' AND {RARE_TYPES} "  # noqa: S608
+            f"AND tenant = %s AND {TARGET_POSITION} = %s",
+            (tenant, position),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+
+def _taken(conn: Connection, draft: Draft) -> bool:
+    """Whether the log already holds an entry with ``draft``'s (tenant, key)."""
+    row = conn.execute(
+        "SELECT 1 FROM log WHERE tenant = %s AND key = %s", (draft.tenant, draft.key)
+    ).fetchone()
+    return row is not None
+
+
+def _original(conn: Connection, draft: Draft) -> StoredEntry:
+    """The entry already in the log with ``draft``'s (tenant, key)."""
+    row = conn.execute(
+        "SELECT position, entry, leaf_hash FROM log WHERE tenant = %s AND key = %s",
+        (draft.tenant, draft.key),
+    ).fetchone()
+    assert row is not None
+    return StoredEntry(int(row[0]), bytes(row[1]), bytes(row[2]))
+
+
+def _check_unchanged(conn: Connection, guard: Unchanged) -> None:
+    """Raise ``Stale`` when an entry of ``guard.types`` of its tenant follows its position."""
+    found = conn.execute(
+        f"SELECT position FROM log WHERE type = ANY(%s) AND {RARE_TYPES} "  # noqa: S608
+        "AND position > %s AND tenant = %s LIMIT 1",
+        (list(guard.types), guard.position, guard.tenant),
+    ).fetchone()
+    if found is not None:
+        raise Stale(f"the settings read changed at position {found[0]}; read again and retry")
+
+
+def database_now(conn: Connection) -> datetime:
+    """The database server's current time (``clock_timestamp()``, not the transaction's)."""
+    row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    moment: datetime = row[0]
+    return moment
+
+
+def head_of(conn: Connection) -> int:
+    """The newest log position ``conn`` sees (0 for an empty log): the one head query."""
+    row = conn.execute("SELECT coalesce(max(position), 0) FROM log").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def evidence_of(
+    conn: Connection, positions: Sequence[int]
+) -> dict[int, tuple[bytes | None, bytes | None]]:
+    """(salt, content) per position of ``positions`` with an evidence row."""
+    if not positions:
+        return {}
+    rows = conn.execute(
+        "SELECT position, salt, content FROM evidence WHERE position = ANY(%s)",
+        (list(positions),),
+    ).fetchall()
+    return {int(p): (_bytes(s), _bytes(c)) for p, s, c in rows}
+
+
+def stored(rows: Sequence[tuple[object, ...]]) -> list[StoredEntry]:
+    """``StoredEntry`` values from (position, entry, leaf_hash) rows."""
+    return [StoredEntry(int(p), bytes(d), bytes(h)) for p, d, h in rows]  # type: ignore[call-overload]
+
+
+def _bytes(value: object) -> bytes | None:
+    return None if value is None else bytes(value)  # type: ignore[call-overload]
+
+
+def as_port(store: PgLogStore) -> LogStore:
+    """``store`` as the log-store port (mypy checks here that the adapter implements it all)."""
+    return store
