@@ -107,7 +107,7 @@ def create_app(settings: Settings) -> Litestar:
         loop = asyncio.get_running_loop()
         readers = ThreadPoolExecutor(settings.reader_threads, "consent-ledger-reader")
         loop.set_default_executor(readers)  # where sync handlers run
-        ledger = open_ledger(settings.db)
+        ledger = open_ledger(settings.db, pool_size=settings.pool_size)
         lane = Lane(loop, "consent-ledger-lane")
         writers = ThreadPoolExecutor(settings.writer_threads, "consent-ledger-writer")
         services = Services(settings=settings, ledger=ledger, lane=lane, writers=writers)

@@ -1,8 +1,9 @@
 """Background checkpoints: while the app runs, sign a checkpoint whenever the log has grown.
 
-Guarantees: at most one checkpoint per ``checkpoint_interval`` seconds for the whole
-deployment, however many workers run one of these (the interval is checked again inside the
-store's write transaction, under the cross-process write lock); a log that has grown gets a
+Guarantees: one signer for the whole deployment, however many workers and nodes run one of
+these (the lease of job ``checkpoints``, ``ledger.runner``: when the signer dies another takes
+over); at most one checkpoint per ``checkpoint_interval`` seconds (checked again as the store
+signs); a log that has grown gets a
 checkpoint within about 1¼ intervals of the previous one; a failure (a locked database, an
 unusable key file, a tree that no longer matches the last checkpoint) is logged and retried at
 the next tick, never raised into the app; ``stop`` returns promptly (at most one signing already
@@ -26,6 +27,8 @@ from ledger.checkpoint_log import CheckpointRecord
 from ledger.errors import LedgerError, TamperDetected
 from ledger.timefmt import parse_time
 
+SIGNER_JOB = "checkpoints"
+"""The one-runner job (``ledger.runner``) of signing checkpoints."""
 TICKS_PER_INTERVAL = 4
 """How often, per interval, a worker looks whether a checkpoint is due."""
 
@@ -61,8 +64,10 @@ class Checkpointer:
         return age >= timedelta(seconds=self.interval)
 
     def sign_if_due(self) -> CheckpointRecord | None:
-        """Sign a checkpoint if one is due (blocking; run it in a thread). Returns a new one."""
-        if not self.due():
+        """Sign a checkpoint if one is due and this process is the deployment's signer
+        (``ledger.runner``: one runner of ``checkpoints`` across workers and nodes, taken over
+        by another when it dies). Blocking; run it in a thread. Returns a new one."""
+        if not self.due() or not self.services.ledger.store.lease(SIGNER_JOB).held():
             return None
         before = self.services.ledger.latest_checkpoint()
         settings = self.services.settings

@@ -248,15 +248,35 @@ def load_or_create_signing_key(path: Path, name: str) -> Signer:
         return Signer(name, _read_key_file(path))
     except FileNotFoundError:
         pass
+    try:
+        return new_signing_key(path, name)
+    except InvalidInput:  # a concurrent creator's key wins over ours
+        return Signer(name, _read_key_file(path))
+
+
+def load_signing_key(path: Path, name: str) -> Signer:
+    """Return a signer for the Ed25519 key in ``path``, which must exist (never created here:
+    ``InvalidInput`` naming the file otherwise, as for ``load_or_create_signing_key``)."""
+    _check_key_name(name)
+    try:
+        return Signer(name, _read_key_file(path))
+    except FileNotFoundError:
+        raise InvalidInput(f"signing key {path} does not exist") from None
+
+
+def new_signing_key(path: Path, name: str) -> Signer:
+    """Create a new Ed25519 key file at ``path`` (0600, published atomically); ``InvalidInput``
+    if the file already exists (a key is never overwritten)."""
+    _check_key_name(name)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    if _publish_new_file(path, pem):
-        return Signer(name, key)
-    return Signer(name, _read_key_file(path))
+    if not _publish_new_file(path, pem):
+        raise InvalidInput(f"{path} already exists; a signing key is never overwritten")
+    return Signer(name, key)
 
 
 def _read_key_file(path: Path) -> Ed25519PrivateKey:

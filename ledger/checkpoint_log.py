@@ -16,7 +16,7 @@ import msgspec
 
 from ledger import merkle, tree
 from ledger.checkpoint import Checkpoint, Signer, checkpoint_body
-from ledger.errors import TamperDetected
+from ledger.errors import Conflict, TamperDetected
 from ledger.timefmt import format_time, parse_time
 from ledger.tree import TreeNodes
 
@@ -40,6 +40,19 @@ class CheckpointTable(Protocol):
     def add(self, record: CheckpointRecord) -> None:
         """Keep ``record`` (forever)."""
         ...
+
+
+def check_signer(stored: str | None, signer: Signer) -> bool:
+    """Whether ``signer``'s verifier key must now be stored as the log's (none is yet);
+    ``Conflict`` when the log already names another key: one key signs a log's checkpoints."""
+    if stored is None:
+        return True
+    if stored != signer.verifier_key:
+        raise Conflict(
+            f"this log's checkpoints are signed by key {stored}; refusing to sign with "
+            f"{signer.verifier_key} (give every node the same --signing-key)"
+        )
+    return False
 
 
 def sign(

@@ -19,16 +19,17 @@ from ledger.checkpoint_log import CheckpointRecord
 from ledger.errors import InvalidInput, NotFound
 from ledger.events import EntryRetracted, Method, SubaccountConfigured, TenantConfigured, Unknown
 from ledger.keywords import KeywordChanges, Mode, Policy, validate_changes
+from ledger.location import StoreLocation, parse_location
 from ledger.msisdn import to_e164, valid_region
-from ledger.store import Appended, Draft, StoredEntry
-from ledger.timefmt import format_time, normalize_time, utc_now
+from ledger.store import Appended, Draft, LogStore, StoredEntry
+from ledger.timefmt import format_time, normalize_time
 from projections.config import SubaccountSettings
 from projections.decisions import BulkStates, Decision
+from projections.engine import open_engine
 from projections.ids import new_key, valid_subaccount
 from projections.known_at import KnownAt, parse_known_at, resolve_known_at
 from projections.read_model import Decide, Maintenance, ReadModel, ReadView, UnitOfWork
 from projections.review import ReviewItem
-from projections.sqlite.engine import open_engine
 from projections.timeline import Interval
 
 
@@ -50,12 +51,20 @@ class TenantUpdate(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ConsentLedger:
-    """The consent ledger on one SQLite database: the log store and its projections, read
-    through the read model (``projections.read_model``)."""
+    """The consent ledger on one store (SQLite or PostgreSQL: ``ledger.location``): the log
+    store and its projections, read through the read model (``projections.read_model``)."""
 
-    def __init__(self, path: str | Path, clock: Callable[[], datetime] = utc_now) -> None:
-        engine = open_engine(path, clock)
-        self.store = engine.store
+    def __init__(
+        self,
+        location: str | Path | StoreLocation,
+        clock: Callable[[], datetime] | None = None,
+        *,
+        pool_size: int | None = None,
+    ) -> None:
+        where = location if isinstance(location, StoreLocation) else parse_location(location)
+        engine = open_engine(where, clock, pool_size=pool_size)
+        self.location = where
+        self.store: LogStore = engine.store
         self.clock = self.store.clock  # the store's: one clock for every "now"
         self.read_model: ReadModel = engine.read_model
         self.unit_of_work: UnitOfWork = engine.unit_of_work
@@ -387,26 +396,23 @@ class ConsentLedger:
         return self.read_model.latest_checkpoint()
 
 
-def database_path(location: str | Path) -> Path:
-    """The SQLite file that ``location`` names.
+def open_ledger(
+    location: str | Path | StoreLocation,
+    clock: Callable[[], datetime] | None = None,
+    *,
+    pool_size: int | None = None,
+) -> ConsentLedger:
+    """Open the ledger at ``location`` (a ``--db`` value: a path, ``sqlite:///PATH`` or a
+    ``postgresql://`` URL, read by ``ledger.location.parse_location``).
 
-    ``location`` is what ``--db`` or ``$CONSENT_LEDGER_DB`` gives: a filesystem path today (``~``
-    expanded). A later version also accepts a URL naming another storage engine; this is the one
-    place that tells the two apart.
+    The server, its bootstrap key and every command open their store here, so each gets the
+    same settings: a missing SQLite database is created privately (directory 0700, file 0600),
+    every pending migration is applied before this returns (on PostgreSQL under a lock, so
+    nodes starting together never race), and the store's durability settings apply to every
+    connection. The caller closes the ledger. (``verify`` alone reads a store without opening
+    it here: it must never create, migrate or write one.)
     """
-    return Path(location).expanduser()
-
-
-def open_ledger(location: str | Path, clock: Callable[[], datetime] = utc_now) -> ConsentLedger:
-    """Open the ledger at ``location`` (a ``--db`` value, see ``database_path``).
-
-    The server, its bootstrap key and every command open their database here, so each gets the
-    same settings: a missing database is created privately (directory 0700, file 0600) and every
-    pending migration is applied before this returns; the store's durability settings apply to
-    every connection (``ledger.sqlite``). The caller closes the ledger. (``verify`` alone
-    reads a database without opening it here: it must never create, migrate or write one.)
-    """
-    return ConsentLedger(database_path(location), clock)
+    return ConsentLedger(location, clock, pool_size=pool_size)
 
 
 def _unchanged(current: SubaccountSettings | None, event: object) -> bool:

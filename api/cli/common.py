@@ -18,7 +18,7 @@ from typing import TypeAlias
 import msgspec
 
 from api.settings import Settings
-from projections.ledger import ConsentLedger, database_path
+from projections.ledger import ConsentLedger
 from projections.ledger import open_ledger as open_ledger_at
 
 DEFAULT_DB = Path("~/.local/share/consent-ledger/ledger.db")
@@ -28,16 +28,18 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """Where a command group adds its parsers (``add_parsers(subparsers)``)."""
 
 
-def default_db() -> Path:
-    """The database path used when ``--db`` is not given."""
-    env = os.environ.get("CONSENT_LEDGER_DB")
-    return Path(env) if env else DEFAULT_DB.expanduser()
+def default_db() -> str:
+    """The store used when ``--db`` is not given."""
+    return os.environ.get("CONSENT_LEDGER_DB") or str(DEFAULT_DB.expanduser())
 
 
 def db_option(p: argparse.ArgumentParser) -> None:
     """Add ``--db`` (default ``$CONSENT_LEDGER_DB``, then the default path)."""
     p.add_argument(
-        "--db", default=str(default_db()), help="SQLite database (env CONSENT_LEDGER_DB)"
+        "--db",
+        default=default_db(),
+        help="the store: a SQLite file path, sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
+        "(env CONSENT_LEDGER_DB)",
     )
 
 
@@ -62,7 +64,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """Settings for the database and key named on the command line (or the environment)."""
     key = args.signing_key or os.environ.get("CONSENT_LEDGER_SIGNING_KEY")
     return Settings(
-        db=database_path(args.db),
+        db=args.db,
         origin=args.origin,
         signing_key=Path(key).expanduser() if key else None,
     )

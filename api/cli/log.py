@@ -13,17 +13,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import msgspec
 
 from api.cli.common import Subparsers, db_options, emit, key_options, open_ledger, settings_from
 from api.settings import Settings
 from api.signing import signer_for
-from ledger.checkpoint import load_or_create_signing_key, parse_verifier_key
+from ledger.checkpoint import load_or_create_signing_key, new_signing_key, parse_verifier_key
 from ledger.entries import b64
 from ledger.errors import InvalidInput
+from ledger.files import make_private_dir
 from ledger.verify import Report
-from projections.sqlite.verification import policy_conflicts_in, verify_database
+from projections.engine import verify_store
 
 PROGRESS_EVERY = 100_000
 """``verify`` reports progress every this many entries (on by default from this many entries,
@@ -31,7 +33,14 @@ or on a terminal)."""
 
 
 def _signing_key(args: argparse.Namespace) -> int:
-    signer = signer_for(settings_from(args))
+    if args.action == "new":
+        if not args.out:
+            raise InvalidInput("signing-key new needs --out FILE (where the new key is written)")
+        path = Path(args.out).expanduser()
+        make_private_dir(path.parent)
+        signer = new_signing_key(path, args.origin)
+    else:
+        signer = signer_for(settings_from(args))
     sys.stdout.write(signer.verifier_key + "\n")
     return 0
 
@@ -61,6 +70,8 @@ def verifier_key_for(args: argparse.Namespace, settings: Settings) -> str | None
     if args.key:
         parse_verifier_key(args.key)
         return str(args.key).strip()
+    if settings.signing_key is None and settings.location.path is None:
+        return None  # a URL store keeps no key beside it
     path = settings.signing_key_path
     if path.exists():
         return load_or_create_signing_key(path, settings.origin).verifier_key
@@ -139,13 +150,11 @@ def _failure(report: Report, differences: dict[str, int]) -> str:
 
 def _verify(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    if not settings.db.is_file():
-        raise InvalidInput(f"there is no database at {settings.db}")
     verifier = verifier_key_for(args, settings)
     progress = _Progress(args.progress)
-    report, differences = verify_database(settings.db, verifier, progress)
+    found = verify_store(settings.location, verifier, progress)
+    report, differences, conflicts = found.report, found.differences, found.conflicts
     result = _summary(report, differences, verifier, time.monotonic() - progress.started)
-    conflicts = policy_conflicts_in(settings.db)
     if conflicts:  # reported, not a failure: see projections.config.PolicyConflict
         result["policy_version_conflicts"] = msgspec.to_builtins(conflicts)
     progress.say("done" if result["ok"] else "FAILED")
@@ -158,8 +167,16 @@ def _verify(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Subparsers) -> None:
     """Add ``signing-key show``, ``checkpoint`` and ``verify``."""
-    p = sub.add_parser("signing-key", help="print the checkpoint verifier key")
-    p.add_argument("action", choices=["show"])
+    p = sub.add_parser(
+        "signing-key",
+        help="print the checkpoint verifier key (show), or make a new signing key file (new)",
+        description="show: print the verifier key of the deployment's signing key. new --out "
+        "FILE: create a new Ed25519 signing key file (0600, never overwriting one) and print "
+        "its verifier key; a PostgreSQL deployment gives that file to every node with "
+        "--signing-key.",
+    )
+    p.add_argument("action", choices=["show", "new"])
+    p.add_argument("--out", help="new: the key file to create")
     db_options(p)
     key_options(p)
     p.set_defaults(handler=_signing_key)

@@ -29,7 +29,7 @@ from projections.rebuild import rebuild
 
 def _init(args: argparse.Namespace) -> int:
     ledger = open_ledger(args)
-    emit({"database": str(ledger.store.path), "log_position": ledger.head()})
+    emit({"database": ledger.store.location, "log_position": ledger.head()})
     return 0
 
 

@@ -14,7 +14,7 @@ import msgspec
 
 from api.cli.common import Subparsers, db_option
 from ledger.errors import InvalidInput
-from projections.ledger import database_path
+from ledger.location import parse_location
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -22,7 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
     from api.settings import ENV_PREFIX, Settings
 
     given = {
-        "db": database_path(args.db).resolve(),
+        "db": _absolute(args.db),
         "origin": args.origin,
         "checkpoint_interval": args.checkpoint_interval,
         "log_format": args.log_format,
@@ -37,6 +37,12 @@ def _serve(args: argparse.Namespace) -> int:
     except msgspec.ValidationError as exc:
         raise InvalidInput(f"bad setting ({ENV_PREFIX}* or option): {exc}") from exc
     return serve.serve(settings, host=args.host, port=args.port, workers=args.workers)
+
+
+def _absolute(db: str) -> str:
+    """``db`` for the workers: a SQLite path made absolute, a URL as given."""
+    location = parse_location(db)
+    return str(location.path.resolve()) if location.path is not None else db
 
 
 def _positive(text: str) -> int:

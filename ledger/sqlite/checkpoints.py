@@ -11,6 +11,7 @@ from ledger.checkpoint import Signer
 from ledger.checkpoint_log import CheckpointRecord
 from ledger.errors import NotFound
 from ledger.sqlite.tree import Nodes
+from ledger.timefmt import format_time
 
 _COLUMNS = "size, root, note, signed_at"
 
@@ -68,6 +69,12 @@ def sign(
 ) -> CheckpointRecord | None:
     """Sign a checkpoint of the current tree if it grew (``conn`` inside a write transaction);
     see ``ledger.checkpoint_log.sign`` for what is returned and refused."""
+    row = conn.execute("SELECT verifier_key FROM signer").fetchone()
+    if checkpoint_log.check_signer(None if row is None else str(row[0]), signer):
+        conn.execute(
+            "INSERT INTO signer (one, verifier_key, recorded_at) VALUES (1, ?, ?)",
+            (signer.verifier_key, format_time(now)),
+        )
     return checkpoint_log.sign(
         Table(conn), Nodes(conn), signer, origin, now, min_interval=min_interval
     )

@@ -19,8 +19,8 @@ from ledger.errors import InvalidInput, MigrationError
 from ledger.sqlite.connection import BUSY_TIMEOUT_MS
 from ledger.sqlite.migrate import pending
 from ledger.sqlite.verify import verify_log
-from ledger.verify import Progress, Report
-from projections.config import PolicyConflict
+from ledger.verify import Progress
+from projections.engine import Verification
 from projections.sqlite.projectors import policy_version_conflicts, projectors
 from projections.sqlite.shadow import ShadowReplay
 
@@ -66,14 +66,17 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
 
 def verify_database(
     path: Path, verifier: str | None, progress: Progress | None = None
-) -> tuple[Report, dict[str, int]]:
+) -> Verification:
     """Verify the database at ``path`` in one read snapshot, read-only, without the write lock.
 
-    Returns the report of ``verify_log`` and the projection tables that differ from a replay of
-    the same entries (table -> earliest differing position); the replay runs as the entries are
-    checked, into TEMP shadows (``projections.sqlite.shadow``), so each entry is read and decoded
-    once.
+    Returns the report of ``verify_log``, the projection tables that differ from a replay of
+    the same entries (table -> earliest differing position) and the policy versions naming two
+    policies; the replay runs as the entries are checked, into TEMP shadows
+    (``projections.sqlite.shadow``), so each entry is read and decoded once. A missing file is
+    refused (``InvalidInput``): verify never creates a database.
     """
+    if not path.is_file():
+        raise InvalidInput(f"there is no database at {path}")
     try:
         conn = open_readonly(path)
     except sqlite3.DatabaseError as exc:
@@ -89,19 +92,10 @@ def verify_database(
             try:
                 report = verify_log(conn, verifier, progress, each_batch=shadow.apply)
                 differences = shadow.differences()
+                conflicts = policy_version_conflicts(conn)
             finally:
                 conn.execute("ROLLBACK")
         shadow.close()
     finally:
         conn.close()
-    return report, differences
-
-
-def policy_conflicts_in(path: Path) -> list[PolicyConflict]:
-    """The policy versions of the database at ``path`` that name more than one policy (read
-    only; an older break of the invariant is reported, never refused)."""
-    conn = open_readonly(path)
-    try:
-        return policy_version_conflicts(conn)
-    finally:
-        conn.close()
+    return Verification(report, differences, conflicts)

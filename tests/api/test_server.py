@@ -92,7 +92,7 @@ def test_workers_read_their_settings_from_the_environment(
     finally:
         gc.unfreeze()
         sys.setswitchinterval(interval)
-    assert settings.db.exists()
+    assert Path(settings.db).exists()
 
 
 def test_the_metrics_directory_is_private_and_removed(monkeypatch: pytest.MonkeyPatch) -> None:
