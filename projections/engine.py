@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from ledger.image import StoreImages
 from ledger.location import StoreLocation
 from ledger.store import LogStore
 from ledger.verify import Progress, Report
@@ -28,6 +29,7 @@ class Engine:
     unit_of_work: UnitOfWork
     maintenance: Maintenance
     checkpoints: CheckpointSigning
+    images: StoreImages
 
 
 @dataclass(frozen=True)

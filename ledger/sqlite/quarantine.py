@@ -14,12 +14,15 @@ _COLUMNS = (
 )
 
 
-def add(conn: sqlite3.Connection, record: QuarantineRecord) -> int:
-    """Keep ``record`` (inside the caller's write transaction); its id."""
+def add(conn: sqlite3.Connection, record: QuarantineRecord, *, keep_id: bool = False) -> int:
+    """Keep ``record`` (inside the caller's write transaction); its id (``record.id`` itself
+    with ``keep_id``: a copy of another store)."""
+    columns, marks = ("id, " + _COLUMNS, "?, " * 10) if keep_id else (_COLUMNS, "?, " * 9)
     with unavailable_on_driver_error("the body could not be quarantined"):
         cur = conn.execute(
-            f"INSERT INTO quarantine ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            f"INSERT INTO quarantine ({columns}) VALUES ({marks[:-2]})",  # noqa: S608
             (
+                *((record.id,) if keep_id else ()),
                 record.tenant,
                 record.received_at,
                 record.reason,
@@ -32,6 +35,14 @@ def add(conn: sqlite3.Connection, record: QuarantineRecord) -> int:
             ),
         )
     return int(cur.lastrowid or 0)
+
+
+def every(conn: sqlite3.Connection) -> list[QuarantineRecord]:
+    """Every quarantined body of every tenant, oldest first."""
+    with unavailable_on_driver_error("the quarantine could not be read"):
+        tenants = [r[0] for r in conn.execute("SELECT DISTINCT tenant FROM quarantine")]
+    found = [r for t in tenants for r in listed(conn, t, after_id=0, limit=1 << 62)]
+    return sorted(found, key=lambda r: r.id)
 
 
 def listed(

@@ -14,6 +14,7 @@ from ledger.sqlite.store import SqliteLogStore
 from ledger.timefmt import utc_now
 from projections.engine import Engine
 from projections.sqlite.checkpoints import SqliteCheckpoints
+from projections.sqlite.image import SqliteImages
 from projections.sqlite.projectors import projectors
 from projections.sqlite.read_model import SqliteReadModel, SqliteUnitOfWork
 from projections.sqlite.rebuild import SqliteMaintenance
@@ -29,4 +30,5 @@ def open_engine(path: str | Path, clock: Callable[[], datetime] | None = None) -
         unit_of_work=SqliteUnitOfWork(store),
         maintenance=SqliteMaintenance(store),
         checkpoints=SqliteCheckpoints(store),
+        images=SqliteImages(store),
     )
