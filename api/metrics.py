@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import datetime
 
 from prometheus_client import (
     CollectorRegistry,
@@ -26,7 +27,7 @@ from prometheus_client import values as _values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ledger.timefmt import parse_time, utc_now
+from ledger.timefmt import parse_time
 from projections.read_model import ReadModel, ReadView
 
 _PID = [os.getpid()]
@@ -77,8 +78,9 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
     series[1].observe(seconds)
 
 
-def render(read_model: ReadModel) -> bytes:
-    """The exposition text: process-shared counters plus gauges read from the database now."""
+def render(read_model: ReadModel, now: datetime) -> bytes:
+    """The exposition text: process-shared counters plus gauges read from the database at
+    ``now`` (the ledger's clock: ages agree across nodes)."""
     registry = CollectorRegistry()
     if multiprocess_mode():
         _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -88,7 +90,7 @@ def render(read_model: ReadModel) -> bytes:
 
         body = generate_latest(REGISTRY)
     with read_model.snapshot() as view:  # the gauges agree with one another
-        return body + generate_latest(_database_gauges(view))
+        return body + generate_latest(_database_gauges(view, now))
 
 
 def multiprocess_mode() -> bool:
@@ -99,9 +101,9 @@ def multiprocess_mode() -> bool:
     )
 
 
-def _database_gauges(view: ReadView) -> CollectorRegistry:
+def _database_gauges(view: ReadView, now: datetime) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(_DatabaseGauges(view))
+    registry.register(_DatabaseGauges(view, now))
     return registry
 
 
@@ -110,8 +112,9 @@ class _DatabaseGauges(Collector):
     objects: in multiprocess mode a ``Gauge`` would be written to the shared directory and
     reported again, per worker pid, with stale values."""
 
-    def __init__(self, view: ReadView) -> None:
+    def __init__(self, view: ReadView, now: datetime) -> None:
         self.view = view
+        self.now = now
 
     def collect(self) -> Iterator[Metric]:
         """The current quarantine size, review backlog, log size and projection lags."""
@@ -145,7 +148,7 @@ class _DatabaseGauges(Collector):
             per_kind.add_metric([kind], backlog[kind].open if kind in backlog else 0)
         yield per_kind
         oldest = min((b.oldest_recorded_at for b in backlog.values()), default=None)
-        age = (utc_now() - parse_time(oldest)).total_seconds() if oldest else 0.0
+        age = (self.now - parse_time(oldest)).total_seconds() if oldest else 0.0
         yield GaugeMetricFamily(
             "consent_ledger_review_oldest_age_seconds",
             "Age of the oldest open review item (0 when the queue is empty)",

@@ -68,7 +68,7 @@ def readyz(services: NamedDependency[Services]) -> dict[str, str | int]:
 def metrics_endpoint(services: NamedDependency[Services]) -> Response[bytes]:
     """Prometheus exposition of every worker's counters and the database gauges (the auth
     middleware lets every request through when metrics are public)."""
-    body = metrics.render(services.ledger.read_model)
+    body = metrics.render(services.ledger.read_model, services.ledger.clock())
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
