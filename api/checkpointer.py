@@ -125,7 +125,7 @@ def load_signer(services: Services) -> None:
         signer = services.get_signer()
     except Exception as exc:
         log.error("checkpoint signing key unusable; no checkpoints until it is fixed",
-                  path=str(services.settings.signing_key_path), error=str(exc))  # fmt: skip
+                  path=str(services.settings.signing_key), error=str(exc))  # fmt: skip
         return
     log.info("checkpoint signing key", verifier_key=signer.verifier_key)
 

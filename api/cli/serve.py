@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 import msgspec
 
@@ -29,6 +30,8 @@ def _serve(args: argparse.Namespace) -> int:
         "metrics": args.metrics,
         "reader_threads": args.reader_threads,
         "writer_threads": args.writer_threads,
+        "pool_size": args.pool_size,
+        "signing_key": _key_path(args.signing_key),
     }
     env = dict(os.environ)
     env.update({ENV_PREFIX + k.upper(): str(v) for k, v in given.items() if v is not None})
@@ -43,6 +46,10 @@ def _absolute(db: str) -> str:
     """``db`` for the workers: a SQLite path made absolute, a URL as given."""
     location = parse_location(db)
     return str(location.path.resolve()) if location.path is not None else db
+
+
+def _key_path(given: str | None) -> str | None:
+    return str(Path(given).expanduser().resolve()) if given else None
 
 
 def _positive(text: str) -> int:
@@ -74,7 +81,19 @@ def add_parsers(sub: Subparsers) -> None:
         type=_positive,
         help="threads per worker for appends, grouped into shared commits (default 32)",
     )
+    p.add_argument(
+        "--pool-size",
+        type=_positive,
+        help="PostgreSQL: reading connections per worker (default 4; each worker also has one "
+        "writer connection)",
+    )
     p.add_argument("--origin", help="checkpoint origin line (default consent-ledger)")
+    p.add_argument(
+        "--signing-key",
+        metavar="FILE",
+        help="Ed25519 checkpoint signing key (env CONSENT_LEDGER_SIGNING_KEY; SQLite default "
+        "<db>.signing-key, created on first start; PostgreSQL: required to sign, never created)",
+    )
     p.add_argument(
         "--checkpoint-interval",
         type=float,
