@@ -22,6 +22,7 @@ import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ledger.errors import StoreUnavailable
+from ledger.location import mask_url
 
 LOCK_TIMEOUT = "5s"
 IDLE_IN_TRANSACTION_TIMEOUT = "10s"
@@ -58,7 +59,7 @@ def conninfo(url: str) -> str:
 def connect(url: str) -> Connection:
     """One autocommit connection to ``url`` (``StoreUnavailable`` when the server cannot be
     reached)."""
-    with unavailable_on_driver_error("cannot connect to the database"):
+    with unavailable_on_driver_error(f"cannot connect to {mask_url(url)}"):
         return psycopg.connect(conninfo(url), autocommit=True)
 
 
