@@ -1,8 +1,9 @@
 """Bulk loader: fill a database with N real entries fast, for the benchmark, ``verify`` and proofs.
 
-Not over HTTP: drafts are generated here and appended through the ledger's own store
-(``SqliteLogStore.append`` with every projector), ``--batch`` drafts per call, so the entries,
-their evidence, the Merkle tree nodes and the projections are exactly what live intake writes.
+Not over HTTP: drafts are generated here and appended through the ledger's own store (the
+``append`` of the adapter the location names, SQLite's or PostgreSQL's, with every projector),
+``--batch`` drafts per call, so the entries, their evidence, the Merkle tree nodes and the
+projections are exactly what live intake writes.
 
 The mix: a few subaccounts configured first, then opt-outs (~60 %, some STOPALL tenant-wide),
 opt-ins (~25 %) and HELP (~15 %), each with 8x8-style evidence. Entry ``i`` is about number
@@ -13,9 +14,12 @@ databases under /tmp.
 
 With ``--measure`` it then times ``consent-ledger verify`` on the database (a subprocess, wall
 clock) and inclusion/consistency proofs at its full size (in-process, from the stored tree);
-on an existing database ``--measure`` skips the loading.
+on an existing database ``--measure`` skips the loading (SQLite only; ``bench/run.py`` times
+``verify`` on either engine).
 
     python bench/load.py /tmp/ledger-1m.db --entries 1000000 --numbers 1000000 --measure
+    python bench/load.py 'postgresql://USER@HOST/DB?options=-csearch_path%3Dmy_schema' \
+        --entries 100000   # into an empty schema
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pathlib import Path
 from ledger import merkle
 from ledger.entries import Evidence
 from ledger.events import ConsentGranted, ConsentRevoked, Event, HelpRequested
+from ledger.location import parse_location
 from ledger.sqlite import tree
 from ledger.sqlite.connection import connect
 from ledger.store import Draft
@@ -138,7 +143,7 @@ def drafts(
 
 
 def load(
-    path: Path,
+    path: Path | str,
     entries: int,
     numbers: int,
     batch: int,
@@ -146,11 +151,13 @@ def load(
     audit_entries: int = 0,
     quiet: bool = False,
 ) -> dict[str, float]:
-    """Append ``entries`` entries (configuration first) to ``path``; returns timings."""
+    """Append ``entries`` entries (configuration first) to ``path`` (a SQLite path, or any
+    store location ``--db`` takes: a PostgreSQL URL too); returns timings."""
     ledger = ConsentLedger(path)
-    # A bigger page cache for the loader's writer only (1 GiB): the random idempotency keys and
-    # numbers make index inserts random, and a small cache turns them into reads.
-    ledger.store._wconn.execute("PRAGMA cache_size = -1048576")
+    if ledger.location.engine == "sqlite":
+        # A bigger page cache for the loader's writer only (1 GiB): the random idempotency keys
+        # and numbers make index inserts random, and a small cache turns them into reads.
+        ledger.store._wconn.execute("PRAGMA cache_size = -1048576")  # type: ignore[attr-defined]
     started = time.perf_counter()
     generating = appending = 0.0
     try:
@@ -227,7 +234,7 @@ def measure(path: Path, samples: int = 1000) -> dict[str, object]:
 def main() -> int:
     """Parse arguments, load, print the timings."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("db", type=Path, help="database file (created; must not exist)")
+    parser.add_argument("db", help="database file (created; must not exist), or a PostgreSQL URL")
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--numbers", type=int, default=200_000, help="distinct msisdns")
     parser.add_argument("--audit-entries", type=int, default=50, help="entries of AUDIT_NUMBER")
@@ -236,14 +243,17 @@ def main() -> int:
     parser.add_argument("--measure", action="store_true", help="then time verify and proofs")
     args = parser.parse_args()
     result: dict[str, object] = {}
-    if not args.db.exists():
+    where = parse_location(args.db)
+    if where.path is None or not where.path.exists():
         result["load"] = load(
             args.db, args.entries, args.numbers, args.batch, args.seed, args.audit_entries
         )
     elif not args.measure:
         parser.error(f"{args.db} exists; the loader only fills a new database")
     if args.measure:
-        result["measure"] = measure(args.db)
+        if where.path is None:
+            parser.error("--measure times a SQLite database")
+        result["measure"] = measure(where.path)
     print(json.dumps(result))
     return 0
 

@@ -1,11 +1,17 @@
 -- wrk: POST /v1/webhooks/8x8, an inbound STOP with a unique umid per request.
 -- env: CL_KEY (API key with the ingest scope, sent as the Basic password like 8x8 does),
 --      CL_RUN (a prefix that makes umids unique across runs),
---      CL_PATH (default /v1/webhooks/8x8; the benchmark's baseline posts to /hello)
+--      CL_PATH (default /v1/webhooks/8x8; the benchmark's baseline posts to /hello),
+--      CL_NODES (optional "host:port,host:port,...": wrk thread i sends to node i, round-robin,
+--      so run wrk with -t set to the number of nodes; one latency histogram for all of them)
 local key = os.getenv("CL_KEY") or "none"
 local path = os.getenv("CL_PATH") or "/v1/webhooks/8x8"
 local run = os.getenv("CL_RUN") or tostring(os.time())
 local threads = 0
+local nodes = {}
+for node in string.gmatch(os.getenv("CL_NODES") or "", "[^,]+") do
+  nodes[#nodes + 1] = node
+end
 
 -- base64 for the Basic header (wrk's Lua has no library for it)
 local b = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -25,6 +31,11 @@ end
 function setup(thread)
   threads = threads + 1
   thread:set("tid", threads)
+  if #nodes > 0 then
+    local node = nodes[(threads - 1) % #nodes + 1]
+    local host, port = node:match("^(.+):(%d+)$")
+    thread.addr = wrk.lookup(host, port)[1]
+  end
 end
 
 local sent = 0
