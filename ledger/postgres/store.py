@@ -47,6 +47,7 @@ from ledger.postgres.connection import (
     DEFAULT_POOL_SIZE,
     Connection,
     connect,
+    insert_rows,
     is_unavailable,
     lock_key,
     pool,
@@ -299,6 +300,10 @@ class _Writer:
         self.conn = store._wconn
         self.projectors = projectors
         self._reads = _RetractionReads(self)
+        self._opened: tuple[int, str, datetime] | None = None
+        """What ``begin`` read under the log lock: the head, its recorded time, the clock."""
+        self._newest: dict[tuple[str, tuple[str, ...]], int] = {}
+        """Per transaction: the newest position of an entry of (tenant, types), for guards."""
 
     def connection(self) -> Connection:
         """The writer connection, opened again if the last one was lost."""
@@ -310,25 +315,35 @@ class _Writer:
         return nullcontext()  # the log lock is taken in ``begin``, inside the transaction
 
     def begin(self) -> None:
+        """Begin, take the log lock, then read the head and the database's clock: one round
+        trip (pipelined), so a group pays one wait for all of it."""
+        self._opened = None
+        self._newest.clear()
         try:
             conn = self.connection()
-            conn.execute("BEGIN")
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.store.log_key,))
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.store.log_key,))
+                opened = conn.execute(_OPENED)
+            row = opened.fetchone()
+            assert row is not None
+            self._opened = (int(row[0] or 0), str(row[1] or ""), row[2])
         except psycopg.Error as exc:
             self.abandon()
             raise StoreUnavailable(f"cannot start a write: {exc}") from exc
 
     def cursor(self) -> WriteCursor:
-        row = self.conn.execute(
-            "SELECT position, recorded_at FROM log ORDER BY position DESC LIMIT 1"
-        ).fetchone()
-        return WriteCursor(0, "") if row is None else WriteCursor(int(row[0]), str(row[1]))
+        """The head (and its recorded time) read by ``begin`` under the log lock."""
+        if self._opened is None:  # pragma: no cover - begin always reads it
+            raise StoreUnavailable("the write transaction was not begun")
+        return WriteCursor(self._opened[0], self._opened[1])
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
 
     def abandon(self) -> None:
         """Roll back, unless the transaction (or the connection) is already gone."""
+        self._newest.clear()
         if self.in_transaction():
             with suppress(psycopg.Error):
                 self.conn.execute("ROLLBACK")
@@ -344,6 +359,7 @@ class _Writer:
         self.conn.execute("RELEASE SAVEPOINT ticket")
 
     def rollback_to(self) -> None:
+        self._newest.clear()  # it may name entries rolled back here
         self.conn.execute("ROLLBACK TO SAVEPOINT ticket")
         self.conn.execute("RELEASE SAVEPOINT ticket")
 
@@ -365,30 +381,92 @@ class _Writer:
         """The recorded time of a group: the injected clock, else the database's (read under
         the log lock, inside the group's transaction)."""
         injected = self.store._injected_clock
-        return format_time(injected() if injected else database_now(self.conn))
+        if injected:
+            return format_time(injected())
+        opened = self._opened[2] if self._opened is not None else database_now(self.conn)
+        return format_time(opened)
 
     def write(self, drafts: Sequence[Draft], cursor: WriteCursor, project: bool) -> list[Appended]:
-        conn = self.conn
-        results: list[Appended] = []
         start = len(cursor.items)
-        for draft in drafts:
-            item = None
-            if draft.unchanged is not None:
-                _check_unchanged(conn, draft.unchanged)
-            retracts = draft.event.position if isinstance(draft.event, EntryRetracted) else None
-            if retracts is None or not _taken(conn, draft):
-                if retracts is not None:
-                    check_retraction(self._reads, draft.tenant, retracts)
-                item = self._insert(draft, cursor)  # None: the key is taken
-            if item is None:
-                results.append(Appended(_original(conn, draft), duplicate=True))
-                continue
-            cursor.items.append(item)
-            results.append(Appended(item.stored, duplicate=False))
+        if len(drafts) > 1 and not any(isinstance(d.event, EntryRetracted) for d in drafts):
+            results = self._write_batch(drafts, cursor)
+        else:
+            results = [self._write_one(draft, cursor) for draft in drafts]
         fresh = cursor.items[start:]
         if fresh and project:
             self.project(fresh)
         return results
+
+    def _write_one(self, draft: Draft, cursor: WriteCursor) -> Appended:
+        """Write one draft: one statement for the entry and its evidence (the key's
+        uniqueness decides whether it is new)."""
+        conn = self.conn
+        if draft.unchanged is not None:
+            self._check_unchanged(draft.unchanged)
+        retracts = draft.event.position if isinstance(draft.event, EntryRetracted) else None
+        item = None
+        if retracts is None or not _taken(conn, draft):
+            if retracts is not None:
+                check_retraction(self._reads, draft.tenant, retracts)
+            item = self._insert(draft, cursor)  # None: the key is taken
+        if item is None:
+            return Appended(_original(conn, draft), duplicate=True)
+        self._wrote(item, cursor)
+        return Appended(item.stored, duplicate=False)
+
+    def _write_batch(self, drafts: Sequence[Draft], cursor: WriteCursor) -> list[Appended]:
+        """Write several drafts (none a retraction, which reads the log) in three round trips
+        whatever their number: the keys already in the log read at once (the log lock keeps
+        every other writer out until the commit), then every new entry and every evidence row
+        sent pipelined. A key repeated within the drafts is a duplicate of its first draft,
+        as it is when the drafts are written one by one."""
+        known = _existing(self.conn, drafts)
+        results: list[Appended] = []
+        logged: list[tuple[object, ...]] = []
+        evidence: list[tuple[int, bytes, bytes]] = []
+        for draft in drafts:
+            if draft.unchanged is not None:
+                self._check_unchanged(draft.unchanged)
+            original = known.get((draft.tenant, draft.key))
+            if original is not None:
+                results.append(Appended(original, duplicate=True))
+                continue
+            item, salt, content = self._entry(draft, cursor)
+            known[(draft.tenant, draft.key)] = item.stored
+            logged.append(_log_row(item))
+            if salt is not None and content is not None:
+                evidence.append((item.stored.position, salt, content))
+            self._wrote(item, cursor)
+            results.append(Appended(item.stored, duplicate=False))
+        insert_rows(self.conn, "log", _LOG_COLUMNS, logged)
+        insert_rows(self.conn, "evidence", ("position", "salt", "content"), evidence)
+        return results
+
+    def _check_unchanged(self, guard: Unchanged) -> None:
+        """Raise ``Stale`` when an entry of ``guard.types`` of its tenant follows its position.
+        The newest such position is read once per transaction (the log lock keeps every other
+        writer out) and kept up to date with the transaction's own entries (``_wrote``)."""
+        memo = (guard.tenant, guard.types)
+        newest = self._newest.get(memo)
+        if newest is None:
+            row = self.conn.execute(
+                f"SELECT coalesce(max(position), 0) FROM log WHERE type = ANY(%s) "  # noqa: S608
+                f"AND {RARE_TYPES} AND tenant = %s",
+                (list(guard.types), guard.tenant),
+            ).fetchone()
+            assert row is not None
+            newest = self._newest[memo] = int(row[0])
+        if newest > guard.position:
+            _check_unchanged(self.conn, guard)  # names the first such position once written
+            raise Stale(f"the settings read changed at position {newest}; read again and retry")
+
+    def _wrote(self, item: Committed, cursor: WriteCursor) -> None:
+        """Account for a new entry of this transaction: the cursor and the guard memo."""
+        cursor.items.append(item)
+        entry = item.entry
+        for tenant, types in self._newest:
+            if tenant == entry.tenant and entry.type in types:
+                self._newest[(tenant, types)] = entry.position
 
     def project(self, items: list[Committed]) -> None:
         """Hash ``items`` into the tree and apply them to every projection."""
@@ -396,9 +474,11 @@ class _Writer:
         for projector in self.projectors:
             projector.apply(self.conn, items)
 
-    def _insert(self, draft: Draft, cursor: WriteCursor) -> Committed | None:
-        """Insert ``draft`` as the next entry; ``None`` (nothing written) when its (tenant, key)
-        is already in the log."""
+    def _entry(
+        self, draft: Draft, cursor: WriteCursor
+    ) -> tuple[Committed, bytes | None, bytes | None]:
+        """``draft`` as the next entry (the cursor advanced past it), with its evidence's salt
+        and content (``None`` without evidence); nothing is written."""
         if cursor.now is None:
             cursor.now = max(self.now(), cursor.last_recorded)
         recorded = cursor.now
@@ -421,35 +501,71 @@ class _Writer:
             evidence_digest=digest,
         )
         data = encode_entry(entry)
-        item = StoredEntry(position, data, leaf_hash(data))
-        inserted = self.conn.execute(
-            "INSERT INTO log (position, tenant, key, event_id, type, subaccount, msisdn, "
-            "occurred_at, recorded_at, entry, leaf_hash) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (tenant, key) DO NOTHING",
-            (
-                position,
-                entry.tenant,
-                entry.key,
-                entry.event_id,
-                entry.type,
-                entry.subaccount,
-                entry.msisdn,
-                entry.occurred_at,
-                entry.recorded_at,
-                data,
-                item.leaf_hash,
-            ),
-        ).rowcount
-        if not inserted:
-            return None
-        if salt is not None:
-            self.conn.execute(
-                "INSERT INTO evidence (position, salt, content) VALUES (%s, %s, %s)",
-                (position, salt, content),
-            )
         cursor.head, cursor.last_recorded = position, recorded
-        return Committed(item, entry)
+        return Committed(StoredEntry(position, data, leaf_hash(data)), entry), salt, content
+
+    def _insert(self, draft: Draft, cursor: WriteCursor) -> Committed | None:
+        """Insert ``draft`` as the next entry, with its evidence, in one statement; ``None``
+        (nothing written, the cursor as it was) when its (tenant, key) is already in the
+        log."""
+        mark = cursor.head, cursor.last_recorded
+        item, salt, content = self._entry(draft, cursor)
+        if salt is None:
+            inserted = self.conn.execute(_INSERT_NEW, _log_row(item)).rowcount
+        else:
+            row = (*_log_row(item), salt, content)
+            inserted = self.conn.execute(_INSERT_NEW_WITH_EVIDENCE, row).rowcount
+        if not inserted:
+            cursor.head, cursor.last_recorded = mark
+            return None
+        return item
+
+
+_LOG_COLUMNS = (
+    "position", "tenant", "key", "event_id", "type", "subaccount", "msisdn", "occurred_at",
+    "recorded_at", "entry", "leaf_hash",
+)  # fmt: skip
+"""The columns of a ``log`` row, in ``_log_row`` order."""
+_INSERT_NEW = (
+    "INSERT INTO log (position, tenant, key, event_id, type, subaccount, msisdn, occurred_at, "
+    "recorded_at, entry, leaf_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (tenant, key) DO NOTHING"
+)
+_INSERT_NEW_WITH_EVIDENCE = (
+    "WITH logged AS (" + _INSERT_NEW + " RETURNING position) "  # noqa: S608
+    "INSERT INTO evidence (position, salt, content) SELECT position, %s, %s FROM logged"
+)
+"""A new entry and its evidence in one statement: the evidence row is inserted only when the
+entry was (its row count says whether the key was new)."""
+
+
+def _log_row(item: Committed) -> tuple[object, ...]:
+    """The ``log`` row of ``item``, in ``_LOG_COLUMNS`` order."""
+    entry, stored = item.entry, item.stored
+    return (
+        stored.position,
+        entry.tenant,
+        entry.key,
+        entry.event_id,
+        entry.type,
+        entry.subaccount,
+        entry.msisdn,
+        entry.occurred_at,
+        entry.recorded_at,
+        stored.data,
+        stored.leaf_hash,
+    )
+
+
+def _existing(conn: Connection, drafts: Sequence[Draft]) -> dict[tuple[str, str], StoredEntry]:
+    """The entries already in the log under the (tenant, key) of any of ``drafts``."""
+    rows = conn.execute(
+        "SELECT l.tenant, l.key, l.position, l.entry, l.leaf_hash FROM log AS l "
+        "JOIN unnest(%s::text[], %s::text[]) AS k (tenant, key) "
+        "ON l.tenant = k.tenant AND l.key = k.key",
+        ([d.tenant for d in drafts], [d.key for d in drafts]),
+    ).fetchall()
+    return {(str(t), str(k)): stored([(p, d, h)])[0] for t, k, p, d, h in rows}
 
 
 class _RetractionReads:
@@ -471,6 +587,14 @@ class _RetractionReads:
             (tenant, position),
         ).fetchone()
         return None if row is None else int(row[0])
+
+
+_OPENED = (
+    "SELECT head.position, head.recorded_at, clock_timestamp() FROM (SELECT 1) AS one "
+    "LEFT JOIN LATERAL (SELECT position, recorded_at FROM log ORDER BY position DESC LIMIT 1) "
+    "AS head ON true"
+)
+"""The head, its recorded time and the database's clock, read once the log lock is held."""
 
 
 def _taken(conn: Connection, draft: Draft) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ledger import tree as pure
-from ledger.postgres.connection import Connection
+from ledger.postgres.connection import Connection, insert_rows
 from ledger.store import StoredEntry
 from ledger.tree import LEVEL_BITS, node_key
 
@@ -40,7 +40,4 @@ def add_leaves(conn: Connection, stored: Sequence[StoredEntry]) -> None:
         (leaf << LEVEL_BITS | level, level, index, digest)
         for leaf, level, index, digest in pure.completed(stored, Nodes(conn).node)
     ]
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO tree_nodes (node, level, idx, hash) VALUES (%s, %s, %s, %s)", rows
-        )
+    insert_rows(conn, "tree_nodes", ("node", "level", "idx", "hash"), rows)

@@ -15,6 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.cli import main
+from ledger.entries import Evidence, evidence_matches
+from ledger.events import ConsentRevoked
+from ledger.store import Draft
 from ledger.timefmt import format_time
 from projections.audit import trail
 from projections.intake import IntakeRequest, record
@@ -129,6 +132,43 @@ def test_the_audit_trail_holds_every_entry_bearing_on_the_number(ledger: Consent
     say(ledger, "STOP", NUMBERS[1], sub="S_A")  # another number: not in this trail
     found = trail(ledger, TENANT, "S_A", NUMBERS[0])
     assert [s.position for s in found.entries] == [own, wide]
+
+
+def test_a_big_append_verifies_like_small_ones(
+    engine: Engine, ledger: ConsentLedger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One call of many drafts (an adapter may stream them in bulk): dense positions, a repeated
+    key recorded once, evidence that matches its digest, and a log that verifies."""
+    setup(ledger)
+    head = ledger.head()
+    stop = ConsentRevoked(scope="subaccount", keyword="STOP", match="exact", policy="S_A@1",
+                          channel="sms", method="api", actor="data-subject")  # fmt: skip
+    drafts = [
+        Draft(
+            tenant=TENANT,
+            key=f"8x8:bulk-{i % 149}",  # the last repeats the first
+            subaccount="S_A",
+            msisdn=f"+65819{i:05d}",
+            occurred_at=format_time(BASE + timedelta(seconds=i)),
+            event=stop,
+            evidence=Evidence(text="STOP", raw_body=f'{{"n":{i}}}') if i % 3 else None,
+        )
+        for i in range(150)
+    ]
+    results = ledger.append(drafts)
+    assert [r.position for r in results] == [*range(head + 1, head + 150), head + 1]
+    assert [r.duplicate for r in results] == [False] * 149 + [True]
+    assert ledger.head() == head + 149
+    found = ledger.store.evidence([r.position for r in results[:149]])
+    for r in results[1:149]:
+        digest = r.stored.entry.evidence_digest
+        assert (digest is None) == (r.position not in found)
+        if digest is not None:
+            assert evidence_matches(digest, *found[r.position])  # type: ignore[arg-type]
+    assert not ledger.decide(TENANT, "S_A", "+6581900007").allowed
+    ledger.close()
+    assert main(["verify", "--db", engine.location]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
 
 
 def test_verify_finds_an_edited_entry(

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 from psycopg.rows import dict_row
@@ -31,7 +32,7 @@ from ledger.entries import (
     encode_evidence,
     evidence_matches,
 )
-from ledger.errors import InvalidInput, MigrationError, RetractionError
+from ledger.errors import InvalidInput, MigrationError, RetractionError, Stale
 from ledger.events import (
     ConsentGranted,
     ConsentRevoked,
@@ -44,7 +45,7 @@ from ledger.postgres.store import PgLogStore
 from ledger.sqlite.connection import connect
 from ledger.sqlite.migrate import migrate
 from ledger.sqlite.store import SqliteLogStore
-from ledger.store import Appended, Draft, LogStore, StoredEntry
+from ledger.store import Appended, Draft, LogStore, StoredEntry, Unchanged
 
 from ..pg_util import create_schema, drop_schema, require_server
 from .conftest import ENGINES
@@ -696,6 +697,39 @@ def test_append_each_is_each_call_as_append_would_do_it(store: LogStore) -> None
     assert retract[0].position == 5
     assert positions(store) == [1, 2, 3, 4, 5]
     assert [s.entry.key for s in everything(store)] == ["before", "a", "b1", "b2", "r2"]
+
+
+def test_a_guard_sees_settings_written_earlier_in_the_group_and_not_rolled_back_ones(
+    store: LogStore,
+) -> None:
+    store.append([draft("before")])
+    settings = ("subaccount.configured",)
+
+    def guarded(key: str, position: int) -> Draft:
+        return msgspec.structs.replace(
+            draft(key), unchanged=Unchanged(tenant="acme", types=settings, position=position)
+        )
+
+    outcomes = store.append_each(
+        [
+            [guarded("read-at-1", 1)],  # nothing follows position 1: written (2)
+            [draft("cfg", event=configured()), retraction("bad", 99)],  # fails: rolled back
+            [guarded("still-1", 1)],  # the rolled-back settings never were: written (3)
+            [draft("cfg2", event=configured())],  # settings at position 4
+            [guarded("stale", 3), draft("after-stale")],  # settings changed after 3: refused
+            [guarded("read-at-4", 4), draft("with-it")],  # written (5, 6)
+            [draft("other-tenant", tenant="globex", event=configured())],  # another tenant's
+            [guarded("unaffected", 6)],  # written (8)
+        ]
+    )
+    assert isinstance(outcomes[1], RetractionError)
+    assert isinstance(outcomes[4], Stale)
+    assert "position 4" in str(outcomes[4])
+    written = [o for i, o in enumerate(outcomes) if i not in (1, 4)]
+    assert all(isinstance(o, list) and not any(a.duplicate for a in o) for o in written)
+    keys = [s.entry.key for s in everything(store)]
+    assert keys == ["before", "read-at-1", "still-1", "cfg2", "read-at-4", "with-it",
+                    "other-tenant", "unaffected"]  # fmt: skip
 
 
 def test_append_each_of_nothing_writes_nothing(store: LogStore) -> None:
