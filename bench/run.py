@@ -497,9 +497,8 @@ def bench_key(t: Target) -> str:
     """An API key with every scope on ``t``'s log (through the store's key table)."""
     ledger = ConsentLedger(t.log)
     try:
-        return create_key(
-            ledger.store.keys(), tenant=load.TENANT, scopes=list(SCOPES), label="bench"
-        )
+        with ledger.store.keys_for_update() as keys:
+            return create_key(keys, tenant=load.TENANT, scopes=list(SCOPES), label="bench")
     finally:
         ledger.close()
 
