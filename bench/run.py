@@ -355,10 +355,15 @@ def engine_rows(
 def rows_of(m: dict[str, Any], a: argparse.Namespace) -> list[Row]:
     """Every engine's figures, the same figure of each engine one after the other."""
     keyed = [engine_rows(e, engine, m, a) for engine, e in m.get("engines", {}).items()]
-    order: list[str] = []
-    for rows in keyed:
-        order += [k for k, _ in rows if k not in order]
-    return [row for key in order for rows in keyed for k, row in rows if k == key]
+    return [row for key in ROW_ORDER for rows in keyed for k, row in rows if k == key]
+
+
+ROW_ORDER = (
+    "webhook", "webhook_p50", "webhook_p99", "two_nodes", "two_nodes_p99", "two_nodes_kept",
+    "decision", "decision_p99", "bulk", "bulk_national", "append_1", "append_8", "rebuild",
+    "audit", "verify", "memory",
+)  # fmt: skip
+"""The table's rows: each figure, every engine's row of it one after the other."""
 
 
 def cpu_table(m: dict[str, Any]) -> str:
@@ -551,7 +556,7 @@ def server_phase(
             [srv],
             "",
             "bulk.lua",
-            duration=max(2, a.duration / 2),
+            duration=max(3, a.duration / 2),
             connections=bulk_connections,
             env=nat_env,
             timeout_s=60,
