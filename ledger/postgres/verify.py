@@ -15,9 +15,13 @@ _ENTRY_QUERY = (
     "SELECT l.position, l.entry, l.leaf_hash, "
     + ", ".join(f"l.{c}" for c in INDEXED_COLUMNS)
     + ", e.position IS NOT NULL, e.salt, e.content "
-    "FROM log l LEFT JOIN evidence e ON e.position = l.position "
-    "WHERE l.position > %s ORDER BY l.position LIMIT %s"
+    "FROM log l LEFT JOIN evidence e ON e.position = l.position AND e.position > %(after)s "
+    "WHERE l.position > %(after)s ORDER BY l.position LIMIT %(limit)s"
 )
+"""One batch of entries with their evidence. The bound is repeated on the evidence side: the
+planner does not carry it across the outer join, and a merge join would otherwise read the
+evidence from position 1 for every batch (a million-entry log: 374 ms a batch instead of 36 ms
+under ``EXPLAIN ANALYZE``, the whole ``verify`` quadratic in the log's size)."""
 NODES_PER_FETCH = 50_000
 """Tree nodes fetched per round trip (the nodes stream through a server-side cursor)."""
 
@@ -36,7 +40,7 @@ class Source:
         """Up to ``limit`` entries after ``position`` with their evidence, in order (bytes
         fetched in binary)."""
         with self.conn.cursor(binary=True) as cur:
-            return cur.execute(_ENTRY_QUERY, (position, limit)).fetchall()
+            return cur.execute(_ENTRY_QUERY, {"after": position, "limit": limit}).fetchall()
 
     def orphan_evidence(self) -> int | None:
         """The first position that has evidence but no entry, if any."""
