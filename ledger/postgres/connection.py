@@ -6,7 +6,12 @@ from holding the log forever: ``lock_timeout`` (a writer waiting longer for the 
 up with ``StoreUnavailable``, which the API answers 503 and 8x8 retries),
 ``idle_in_transaction_session_timeout`` (the server ends the session of a node that stopped
 mid-transaction, releasing its locks) and TCP keepalives (a vanished peer is noticed). Settings
-named in the URL's own ``options`` win over these defaults. Driver errors meaning "the
+named in the URL's own ``options`` win over these defaults. One planner setting is the
+ledger's too: ``random_page_cost=1.1`` (PostgreSQL's default, 4, prices a random page read as
+a spinning disk does); the ledger's tables are read by index probes into a working set held in
+memory or on SSD, and at 4 the planner answers a bulk check of 10,000 numbers against a
+million-entry log with a full scan and sort of ``consent_current`` (about 290 ms under
+``EXPLAIN ANALYZE``) instead of 10,000 index probes (about 75 ms). Driver errors meaning "the
 database cannot answer now" become ``StoreUnavailable`` here; nothing past the adapter sees a
 ``psycopg`` error.
 """
@@ -27,6 +32,7 @@ from ledger.location import mask_url
 
 LOCK_TIMEOUT = "5s"
 IDLE_IN_TRANSACTION_TIMEOUT = "10s"
+RANDOM_PAGE_COST = "1.1"
 KEEPALIVES = {
     "keepalives": "1",
     "keepalives_idle": "10",
@@ -47,7 +53,8 @@ def conninfo(url: str) -> str:
     params: dict[str, Any] = conninfo_to_dict(url)
     ours = (
         f"-c lock_timeout={LOCK_TIMEOUT} "
-        f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}"
+        f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT} "
+        f"-c random_page_cost={RANDOM_PAGE_COST}"
     )
     params["options"] = f"{ours} {params['options']}" if params.get("options") else ours
     params.setdefault("application_name", "consent-ledger")
