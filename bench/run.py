@@ -404,6 +404,9 @@ def build_log(a: argparse.Namespace, t: Target) -> dict[str, Any]:
     timings = load.load(
         t.log, a.log_size, a.numbers, 5_000, 1, audit_entries=a.audit_entries, quiet=a.quick
     )
+    if t.schemas is not None:  # autovacuum's work after a bulk load, done now (it may be off)
+        say(f"{t.name}: VACUUM (ANALYZE) of the loaded log")
+        timings["vacuum_analyze_seconds"] = round(t.schemas.vacuum("log"), 1)
     return {**timings, "reused": False}
 
 
@@ -447,12 +450,18 @@ def national(e164: str) -> str:
 
 
 def loaded(
-    srvs: list[server.Server], url_path: str, script: str | None, **kw: Any
+    srvs: list[server.Server],
+    url_path: str,
+    script: str | None,
+    t: Target | None = None,
+    **kw: Any,
 ) -> dict[str, Any]:
-    """One wrk run against the first of ``srvs``, on servers idle again, with the servers' CPU
-    time per request (all of their processes)."""
+    """One wrk run against the first of ``srvs``, on servers (and ``t``'s database) idle again,
+    with the servers' CPU time per request (all of their processes)."""
     for srv in srvs:
         server.settle(srv.proc.pid)
+    if t is not None:
+        t.idle()
     before = sum(server.cpu_seconds(srv.proc.pid) for srv in srvs)
     figures = server.wrk(srvs[0].url + url_path, script=script, **kw)
     used = sum(server.cpu_seconds(srv.proc.pid) for srv in srvs) - before
@@ -535,7 +544,7 @@ def server_phase(
         common = {"duration": a.duration, "connections": a.connections, "env": env}
         server.wrk(srv.url, script="decision.lua", duration=1, connections=a.connections, env=env)
         say(f"{t.name}: single decisions")
-        out["decision"] = loaded([srv], "", "decision.lua", **common)
+        out["decision"] = loaded([srv], "", "decision.lua", t, **common)
         say(f"{t.name}: bulk decisions")
         bulk_env = {**env, "CL_BODIES": str(e164_dir)}
         bulk_connections = BULK_CONNECTIONS_PER_WORKER * a.workers
@@ -543,6 +552,7 @@ def server_phase(
             [srv],
             "",
             "bulk.lua",
+            t,
             duration=a.duration,
             connections=bulk_connections,
             env=bulk_env,
@@ -556,6 +566,7 @@ def server_phase(
             [srv],
             "",
             "bulk.lua",
+            t,
             duration=max(3, a.duration / 2),
             connections=bulk_connections,
             env=nat_env,
@@ -569,6 +580,7 @@ def server_phase(
             [srv],
             "",
             "audit.lua",
+            t,
             duration=a.duration,
             connections=a.audit_connections,
             env=audit_env,
@@ -576,7 +588,13 @@ def server_phase(
         say(f"{t.name}: webhook intake")
         hook_env = {**env, "CL_RUN": uuid.uuid4().hex[:8]}
         out["webhook"] = loaded(
-            [srv], "", "webhook.lua", duration=a.duration, connections=a.connections, env=hook_env
+            [srv],
+            "",
+            "webhook.lua",
+            t,
+            duration=a.duration,
+            connections=a.connections,
+            env=hook_env,
         )
         out["memory_at_end"] = server.tree_memory(srv.proc.pid)
         out["log_position_after"] = httpx.get(srv.url + "/readyz").json().get("log_position")
@@ -615,6 +633,7 @@ def two_node_phase(a: argparse.Namespace, t: Target, work: Path, key: str) -> di
             srvs,
             "",
             "webhook.lua",
+            t,
             duration=a.duration,
             connections=a.connections,
             threads=NODES,
@@ -622,6 +641,7 @@ def two_node_phase(a: argparse.Namespace, t: Target, work: Path, key: str) -> di
         )
         for srv in srvs:  # requests still in flight when wrk stopped finish before counting
             server.settle(srv.proc.pid)
+        t.idle()
     after = _head(t)
     return {
         "workers_per_node": workers,
@@ -692,6 +712,8 @@ def arguments() -> argparse.Namespace:
 def engine_phase(a: argparse.Namespace, t: Target, work: Path) -> dict[str, Any]:
     """Every figure on one engine."""
     e: dict[str, Any] = {"location": t.location.masked}
+    if t.schemas is not None:
+        e["server"] = t.schemas.settings()
     e["log"] = build_log(a, t)
     on_file = min(a.numbers, a.log_size - len(load.SUBACCOUNTS) - a.audit_entries)
     e["log"]["numbers_on_file"] = on_file
@@ -769,6 +791,15 @@ def main() -> int:
         f"{m['machine']['load_average_at_start'][0]:.2f}, at end "
         f"{m['machine']['load_average_at_end'][0]:.2f} · {m['seconds']:.0f} s in all\n"
     )
+    for t in made:
+        pg = m["engines"][t.engine].get("server")
+        if pg:
+            print(
+                f"PostgreSQL {pg.get('server_version', '?')} on this machine: fsync "
+                f"{pg.get('fsync')}, synchronous_commit {pg.get('synchronous_commit')}, "
+                f"autovacuum {pg.get('autovacuum')} (the run vacuums the loaded log itself), "
+                f"shared_buffers {pg.get('shared_buffers')} pages\n"
+            )
     print(table(rows))
     if "hello" in m:
         print()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +28,21 @@ from ledger.location import StoreLocation, parse_location
 
 CLI = Path(sys.executable).with_name("consent-ledger")
 NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+SERVER_SETTINGS = (
+    "autovacuum", "fsync", "synchronous_commit", "wal_sync_method", "shared_buffers",
+    "max_connections", "random_page_cost", "max_parallel_workers_per_gather", "jit",
+)  # fmt: skip
 
 
-def schema_url(base: str, schema: str) -> str:
-    """``base`` with ``search_path`` set to ``schema`` (other options kept)."""
+def schema_url(base: str, schema: str, application: str | None = None) -> str:
+    """``base`` with ``search_path`` set to ``schema`` (other options kept), and the sessions'
+    ``application_name`` when given."""
     parts = urlsplit(base)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     ours = f"-csearch_path={schema}"
     query["options"] = f"{query['options']} {ours}" if query.get("options") else ours
+    if application:
+        query["application_name"] = application
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
@@ -51,12 +59,55 @@ class Schemas:
         return f"{self.prefix}_{purpose}"
 
     def new(self, purpose: str) -> str:
-        """A new empty schema ``<prefix>_<purpose>``; its URL."""
+        """A new empty schema ``<prefix>_<purpose>``; its URL (whose sessions are named
+        ``<prefix>``, see ``idle``)."""
         name = self.name(purpose)
         with psycopg.connect(self.server, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
         self.made.append(name)
-        return schema_url(self.server, name)
+        return schema_url(self.server, name, self.prefix)
+
+    def idle(self, limit: float = 120.0) -> float:
+        """Wait until no session of this run runs a statement (at most ``limit`` seconds): a
+        query a server still runs for a request wrk gave up on must not land in the next
+        load's figures (the server's own CPU does not show it). Seconds waited."""
+        started = time.monotonic()
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            while time.monotonic() - started < limit:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                    "AND state = 'active' AND pid <> pg_backend_pid()",
+                    (self.prefix,),
+                ).fetchone()
+                if row is None or row[0] == 0:
+                    break
+                time.sleep(0.1)
+        return time.monotonic() - started
+
+    def vacuum(self, purpose: str) -> float:
+        """``VACUUM (ANALYZE)`` every table of schema ``purpose`` (what autovacuum does after a
+        bulk load, when it runs: hint bits, the visibility map, planner statistics); seconds."""
+        started = time.monotonic()
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            names = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (self.name(purpose),)
+            ).fetchall()
+            for (table,) in names:
+                target = sql.Identifier(self.name(purpose), table)
+                conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(target))
+        return time.monotonic() - started
+
+    def settings(self) -> dict[str, str]:
+        """The server's settings that bear on the figures."""
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
+                (list(SERVER_SETTINGS),),
+            ).fetchall()
+            version = conn.execute("SHOW server_version").fetchone()
+        return {"server_version": str(version[0] if version else "")} | {
+            str(n): str(v) for n, v in rows
+        }
 
     def drop_all(self) -> None:
         """Drop every schema made here (and any rebuild's side schema beside one)."""
@@ -105,6 +156,11 @@ class Target:
         if self.schemas is not None:
             return self.schemas.new(purpose)
         return str(work / f"{purpose}-{uuid.uuid4().hex[:6]}.db")
+
+    def idle(self) -> None:
+        """Wait until the database runs nothing for this run (PostgreSQL; see ``Schemas``)."""
+        if self.schemas is not None:
+            self.schemas.idle()
 
     def close(self) -> None:
         """Drop whatever this run made on a server."""
