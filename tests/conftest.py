@@ -1,4 +1,5 @@
-"""Shared test set-up: a hypothesis profile for CI, fixtures for a fresh ledger."""
+"""Shared test set-up: a hypothesis profile for CI, fixtures for a fresh ledger, and a fresh
+PostgreSQL schema (``pg_url``, see ``tests/pg_util.py``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from .pg_util import fresh_schema
 
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -57,3 +60,11 @@ def open_umask() -> Iterator[None]:
         yield
     finally:
         os.umask(previous)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL schema of this test's own, dropped afterwards; the test is
+    skipped when no server answers (failed under ``CI=true``)."""
+    with fresh_schema() as url:
+        yield url

@@ -17,11 +17,9 @@ projection after ``projections.rebuild.rebuild``, and a fold written here straig
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,7 +40,7 @@ from projections.intake import IntakeRequest, record
 from projections.ledger import ConsentLedger
 from projections.rebuild import matches_rebuild, rebuild
 
-from .conftest import ENGINES, Engine
+from .conftest import ENGINES, fresh_engine
 
 TENANT = "acme"
 NUMBERS = ("+6581960001", "+6581960002", "+6581960003")
@@ -69,8 +67,8 @@ class Clock:
 def fresh_ledger(engine: str) -> Iterator[tuple[ConsentLedger, Clock]]:
     """A ledger on a fresh database of ``engine``, with a clock the test moves."""
     clock = Clock()
-    with tempfile.TemporaryDirectory() as tmp:
-        ledger = Engine(engine, Path(tmp)).open(clock)
+    with fresh_engine(engine) as where:
+        ledger = where.open(clock)
         try:
             yield ledger, clock
         finally:
