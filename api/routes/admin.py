@@ -429,6 +429,8 @@ class ResolutionView(msgspec.Struct, frozen=True, kw_only=True):
     retraction_position: int | None
     """The retraction of the tenant-wide opt-out (``narrow`` only)."""
     notes: list[str]
+    opt_in_position: int | None = None
+    """The opt-in an ``accept`` recorded (an imported opt-in held for review)."""
 
 
 @post(
@@ -448,7 +450,9 @@ class ResolutionView(msgspec.Struct, frozen=True, kw_only=True):
     "it applies to `subaccount` alone. Only an opt-out that was tenant-wide solely because "
     "its subaccount was unresolved can be narrowed: one tenant-wide by its keyword (STOPALL, "
     "STOP ALL) or under the tenant's `revoke_all` is refused (422), as is `narrow` with any "
-    "other action. `narrow` defaults to false. An item already resolved: 409.",
+    "other action. `narrow` defaults to false. `accept` (an imported opt-in held for review "
+    "because it would re-allow a number opted out through the ledger): the `consent.granted` "
+    "it held, valid from the row's own date (`opt_in_position`). An item already resolved: 409.",
     responses={
         200: ResponseSpec(
             data_container=ResolutionView,
@@ -513,7 +517,8 @@ def resolve_review(
         )
     except AlreadyResolved as exc:
         raise problem(409, str(exc), kind="already-resolved") from exc
-    _counted([a for a in (done.opt_out, done.resolved, done.retraction) if a is not None])
+    done_entries = (done.opt_out, done.opt_in, done.resolved, done.retraction)
+    _counted([a for a in done_entries if a is not None])
     return ResolutionView(
         position=position,
         action=done.action,
@@ -522,6 +527,7 @@ def resolve_review(
         resolution_position=done.resolved.position,
         retraction_position=done.retraction.position if done.retraction else None,
         notes=list(done.notes),
+        opt_in_position=done.opt_in.position if done.opt_in else None,
     )
 
 
