@@ -154,28 +154,50 @@ class TooLarge(InvalidInput):
     """An import body larger than the limit."""
 
 
-def spool(
-    chunks: Iterable[bytes], name: str, directory: Path | None = None, limit: int | None = None
-) -> SourceFile:
-    """Write streamed ``chunks`` (stdin, a request body) to a private temporary file while
-    hashing them, so the import can read it as a file; the caller deletes ``path``. Raises
-    ``TooLarge`` (and keeps nothing) past ``limit`` bytes."""
-    digest = hashlib.sha256()
-    size = 0
-    handle = tempfile.NamedTemporaryFile(prefix="consent-import-", dir=directory, delete=False)  # noqa: SIM115
-    path = Path(handle.name)
+class Spool:
+    """A private temporary file that streamed bytes (stdin, a request body) are written to while
+    they are hashed, so the import can read them as a file (its SHA-256 named in every entry's
+    evidence). ``TooLarge`` past ``limit`` bytes, and the file is deleted; the caller deletes
+    the finished file's ``path``."""
+
+    def __init__(self, name: str, limit: int | None = None) -> None:
+        self.name, self.limit, self.size = name, limit, 0
+        self._digest = hashlib.sha256()
+        self._handle = tempfile.NamedTemporaryFile(prefix="consent-import-", delete=False)  # noqa: SIM115
+        self.path = Path(self._handle.name)
+
+    def write(self, chunk: bytes) -> None:
+        """Add ``chunk``."""
+        self.size += len(chunk)
+        if self.limit is not None and self.size > self.limit:
+            self.discard()
+            raise TooLarge(f"the import is larger than {self.limit:,} bytes")
+        self._digest.update(chunk)
+        self._handle.write(chunk)
+
+    def finish(self) -> SourceFile:
+        """The file written, ready to import."""
+        self._handle.close()
+        return SourceFile(
+            path=self.path, name=self.name, sha256=self._digest.hexdigest(), size=self.size
+        )
+
+    def discard(self) -> None:
+        """Delete what was written."""
+        self._handle.close()
+        self.path.unlink(missing_ok=True)
+
+
+def spool(chunks: Iterable[bytes], name: str, limit: int | None = None) -> SourceFile:
+    """``chunks`` written to a ``Spool`` (see there)."""
+    spooled = Spool(name, limit)
     try:
-        with handle:
-            for chunk in chunks:
-                size += len(chunk)
-                if limit is not None and size > limit:
-                    raise TooLarge(f"the import is larger than {limit:,} bytes")
-                digest.update(chunk)
-                handle.write(chunk)
+        for chunk in chunks:
+            spooled.write(chunk)
     except BaseException:
-        path.unlink(missing_ok=True)
+        spooled.discard()
         raise
-    return SourceFile(path=path, name=name, sha256=digest.hexdigest(), size=size)
+    return spooled.finish()
 
 
 def file_format(source: SourceFile, given: str | None, content_type: str | None = None) -> Format:
