@@ -15,7 +15,7 @@ from litestar import Request, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from api.auth import tenant_of
 from api.keys import Principal
@@ -89,29 +89,33 @@ _EXAMPLE = {
 async def post_import(
     request: Request[Principal, Any, Any],
     services: NamedDependency[Services],
-    name: Annotated[str, Parameter(description="The file's name, kept in the evidence")] = "upload",
+    name: Annotated[
+        str, QueryParameter(description="The file's name, kept in the evidence")
+    ] = "upload",
     fmt: Annotated[
         Literal["csv", "tsv", "jsonl"] | None,
-        Parameter(query="format", description="csv, tsv or jsonl"),
+        QueryParameter(name="format", description="csv, tsv or jsonl"),
     ] = None,
     subaccount: Annotated[
-        str | None, Parameter(description="Subaccount of rows naming none")
+        str | None, QueryParameter(description="Subaccount of rows naming none")
     ] = None,
     tenant_wide: Annotated[
-        bool, Parameter(description="Rows naming no subaccount: every one")
+        bool, QueryParameter(description="Rows naming no subaccount: every one")
     ] = False,
     mapping: Annotated[
-        list[str] | None, Parameter(query="map", description="file_column=field (repeatable)")
+        list[str] | None, QueryParameter(name="map", description="file_column=field (repeatable)")
     ] = None,
     as_of: Annotated[
-        str | None, Parameter(description="Date of rows without one (opt-outs)")
+        str | None, QueryParameter(description="Date of rows without one (opt-outs)")
     ] = None,
-    timezone: Annotated[str | None, Parameter(description="Zone of dates and local times")] = None,
-    region: Annotated[str | None, Parameter(description="Region of national numbers")] = None,
+    timezone: Annotated[
+        str | None, QueryParameter(description="Zone of dates and local times")
+    ] = None,
+    region: Annotated[str | None, QueryParameter(description="Region of national numbers")] = None,
     strict: Annotated[
-        bool, Parameter(description="Record nothing unless every row is good")
+        bool, QueryParameter(description="Record nothing unless every row is good")
     ] = False,
-    dry_run: Annotated[bool, Parameter(description="Check every row, record nothing")] = False,
+    dry_run: Annotated[bool, QueryParameter(description="Check every row, record nothing")] = False,
 ) -> ImportAnswer:
     """Spool the body, then import it off the event loop."""
     principal = request.user
