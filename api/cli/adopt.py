@@ -1,4 +1,5 @@
-"""Commands for adopting the ledger: ``import`` a suppression list (docs/adopting.md).
+"""Commands for adopting the ledger: ``import`` and ``export`` suppression lists
+(docs/adopting.md).
 
 Guarantees: the rules are those of ``projections.imports`` (the API's ``POST /v1/imports``
 follows the same); the summary is one JSON line on stdout, bad rows go to the rejects file
@@ -21,6 +22,13 @@ from api.cli.common import Subparsers, db_options, emit, open_ledger
 from api.cli.progress import progress_bar, quiet_option
 from api.cli.records import cli_user
 from ledger.errors import InvalidInput
+from projections.exports import (
+    SUPPRESSED_COLUMNS,
+    consent_records,
+    csv_row,
+    export_point,
+    suppression_list,
+)
 from projections.import_rows import FORMATS, parse_mapping
 from projections.imports import (
     ImportOptions,
@@ -60,6 +68,31 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    if args.all_states and (args.subaccount or args.tenant_wide_only or args.format == "csv"):
+        raise InvalidInput("--all-states exports every subaccount as JSON lines; drop the rest")
+    if not args.all_states and not args.subaccount and not args.tenant_wide_only:
+        raise InvalidInput("name the list: --subaccount S, --tenant-wide-only or --all-states")
+    if args.subaccount and args.tenant_wide_only:
+        raise InvalidInput("give either --subaccount or --tenant-wide-only")
+    ledger = open_ledger(args)
+    point = export_point(ledger, args.tenant, args.at)
+    out = sys.stdout
+    with progress_bar("export", None, "numbers", quiet=args.quiet) as bar:
+        if args.all_states:
+            for record in consent_records(ledger, point, progress=bar.update):
+                emit(record)
+        elif args.format != "jsonl":
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(SUPPRESSED_COLUMNS)
+            for number in suppression_list(ledger, point, args.subaccount, progress=bar.update):
+                writer.writerow(csv_row(number))
+        else:
+            for number in suppression_list(ledger, point, args.subaccount, progress=bar.update):
+                emit(number)
+    return 0
+
+
 @contextmanager
 def _source(name: str) -> Iterator[SourceFile]:
     """The file to import; stdin (``-``) spooled to a temporary file, deleted afterwards."""
@@ -95,7 +128,32 @@ def _rejects(path: str | None) -> Iterator[Callable[[Rejected], None]]:
 
 
 def add_parsers(sub: Subparsers) -> None:
-    """Add ``import``."""
+    """Add ``import`` and ``export``."""
+    _add_import(sub)
+    _add_export(sub)
+
+
+def _add_export(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a suppression list (or every consent record)",
+        description="Every number the subaccount must not send to at --at (now), tenant-wide "
+        "opt-outs included, with the deciding position, keyword, method and time; "
+        "--tenant-wide-only: the numbers every subaccount must not send to (for 8x8's "
+        "account-wide blacklist); --all-states: one JSON line per (subaccount, number) with "
+        "its latest consent, fields after ISO/IEC TS 27560.",
+    )
+    db_options(p)
+    p.add_argument("--subaccount", help="the subaccount whose list to export")
+    p.add_argument("--tenant-wide-only", action="store_true", help="numbers blocked everywhere")
+    p.add_argument("--all-states", action="store_true", help="every consent record, JSON lines")
+    p.add_argument("--at", help="valid time (RFC 3339 or a date; default now)")
+    p.add_argument("--format", choices=("csv", "jsonl"), help="csv (default) or jsonl")
+    quiet_option(p)
+    p.set_defaults(handler=_export)
+
+
+def _add_import(sub: Subparsers) -> None:
     p = sub.add_parser(
         "import",
         help="import a suppression list (CSV, TSV or JSON lines; - for stdin)",

@@ -30,7 +30,14 @@ from ledger.store import Appended, StoredEntry
 from projections.config import PolicyConflict, SubaccountSettings
 from projections.decisions import BulkStates, Decision, Fact, State, UnknownRule, decision
 from projections.decisions import unknown_rule as rule_of
-from projections.read_model import Decide, Evidence, ReadView, ReviewBacklog
+from projections.read_model import (
+    Decide,
+    Evidence,
+    FactPage,
+    NumberFact,
+    ReadView,
+    ReviewBacklog,
+)
 from projections.review import ReviewItem
 from projections.sqlite.projectors import policy_version_conflicts
 from projections.timeline import Interval, TimelineFact, intervals_from
@@ -42,6 +49,41 @@ _FACT = (
     "ORDER BY g.occurred_at DESC, g.position DESC LIMIT 1"
 )
 _ROW = "f.position, f.event_id, f.type, f.occurred_at, f.keyword, f.state, f.scope"
+_KNOWN = (
+    "g.tenant = :tenant AND g.position <= :position "
+    "AND (g.retracted_by IS NULL OR g.retracted_by > :position) AND g.occurred_at <= :at"
+)
+# The deciding fact of each number of a page, kept when it is an opt-out (``_FACT``'s rule).
+_SUPPRESSED = (
+    "SELECT j.value, f.scope, f.position FROM json_each(:numbers) j "  # noqa: S608
+    f"JOIN consent_facts f ON f.position = ({_FACT.format(msisdn='j.value')}) "
+    "WHERE f.state = 'opted_out' ORDER BY j.value"
+)
+# A tenant-wide opt-out deciding among tenant-wide facts, and no subaccount whose own latest
+# fact is a later opt-in (that subaccount may send: the number is not suppressed everywhere).
+_SUPPRESSED_EVERYWHERE = (
+    "SELECT j.value, f.scope, f.position FROM json_each(:numbers) j "  # noqa: S608
+    "JOIN consent_facts f ON f.position = ("
+    f" SELECT g.position FROM consent_facts g WHERE {_KNOWN} AND g.msisdn = j.value "
+    " AND g.scope = '' ORDER BY g.occurred_at DESC, g.position DESC LIMIT 1) "
+    "WHERE f.state = 'opted_out' AND NOT EXISTS ("
+    f" SELECT 1 FROM consent_facts g WHERE {_KNOWN} AND g.msisdn = j.value AND g.scope != '' "
+    " AND g.state = 'opted_in' AND (g.occurred_at, g.position) > (f.occurred_at, f.position) "
+    " AND NOT EXISTS (SELECT 1 FROM consent_facts k WHERE k.tenant = g.tenant "
+    "  AND k.msisdn = g.msisdn AND k.scope = g.scope AND k.position <= :position "
+    "  AND (k.retracted_by IS NULL OR k.retracted_by > :position) AND k.occurred_at <= :at "
+    "  AND (k.occurred_at, k.position) > (g.occurred_at, g.position))"
+    ") ORDER BY j.value"
+)
+# Per (msisdn, scope) of a page, its latest fact as known and in force.
+_STATES = (
+    "SELECT p.msisdn, p.scope, ("  # noqa: S608
+    f" SELECT g.position FROM consent_facts g WHERE {_KNOWN} AND g.msisdn = p.msisdn "
+    " AND g.scope = p.scope ORDER BY g.occurred_at DESC, g.position DESC LIMIT 1) AS decided "
+    "FROM (SELECT msisdn, scope FROM consent_facts WHERE tenant = :tenant "
+    " AND (msisdn, scope) > (:after_msisdn, :after_scope) GROUP BY msisdn, scope "
+    " ORDER BY msisdn, scope LIMIT :limit) p ORDER BY p.msisdn, p.scope"
+)
 _CURRENT = (
     "SELECT msisdn, occurred_at, position, state FROM consent_current WHERE tenant = ? "
     "AND msisdn IN (SELECT value FROM json_each(?)) AND +scope IN (?, '')"
@@ -196,6 +238,62 @@ class SqliteView:
             (tenant, msisdn, subaccount, known_at, known_at),
         ).fetchall()
         return intervals_from(rows)
+
+    @_readable
+    def suppressed(
+        self,
+        tenant: str,
+        subaccount: str | None,
+        at: str,
+        known_at: int,
+        after: tuple[str, str],
+        limit: int,
+    ) -> FactPage:
+        """See the port: a page of numbers (index order), then one look-up each."""
+        numbers = [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT DISTINCT msisdn FROM consent_facts WHERE tenant = ? AND msisdn > ? "
+                "ORDER BY msisdn LIMIT ?",
+                (tenant, after[0], limit),
+            )
+        ]
+        if not numbers:
+            return FactPage([], None)
+        query = _SUPPRESSED if subaccount is not None else _SUPPRESSED_EVERYWHERE
+        rows = self._conn.execute(
+            query,
+            {
+                "tenant": tenant,
+                "subaccount": subaccount,
+                "numbers": _json(numbers),
+                "at": at,
+                "position": known_at,
+            },
+        )
+        facts = [NumberFact(m, scope, position) for m, scope, position in rows]
+        cursor = (numbers[-1], "") if len(numbers) == limit else None
+        return FactPage(facts, cursor)
+
+    @_readable
+    def consent_states(
+        self, tenant: str, at: str, known_at: int, after: tuple[str, str], limit: int
+    ) -> FactPage:
+        """See the port: a page of (msisdn, scope) pairs (index order), one look-up each."""
+        rows = self._conn.execute(
+            _STATES,
+            {
+                "tenant": tenant,
+                "after_msisdn": after[0],
+                "after_scope": after[1],
+                "limit": limit,
+                "at": at,
+                "position": known_at,
+            },
+        ).fetchall()
+        facts = [NumberFact(m, scope, position) for m, scope, position in rows if position]
+        cursor = (rows[-1][0], rows[-1][1]) if len(rows) == limit else None
+        return FactPage(facts, cursor)
 
     @_readable
     def position_known_at(self, recorded_at: str) -> int:
