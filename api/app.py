@@ -29,12 +29,12 @@ from api import logs, problems
 from api.auth import KeyAuthMiddleware, public_paths
 from api.checkpointer import checkpoints
 from api.lanes import BatchLane, Lane
-from api.routes import admin, audit, consent, evidence, imports, intake, log, ops
+from api.routes import admin, audit, consent, evidence, imports, intake, log, ops, suppression
 from api.settings import Settings
 from api.state import Services
 from projections.ledger import open_ledger
 
-ROUTE_MODULES = [ops, intake, consent, audit, admin, log, evidence, imports]
+ROUTE_MODULES = [ops, intake, consent, audit, admin, log, evidence, imports, suppression]
 DOCS_ASSETS = "/schema/assets"
 """Where Swagger UI's own files are served (public, like the rest of ``/schema``)."""
 

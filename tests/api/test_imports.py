@@ -76,3 +76,22 @@ def test_too_large_is_refused(tmp_path: Path, keys: dict[str, str], settings: Se
         r = client.post("/v1/imports", content=CSV.encode() * 3, headers=bearer(keys["admin"]))
         assert r.status_code == 413, r.text
         assert head(client) == before
+
+
+def test_suppression_list_streamed(client: Client, keys: dict[str, str]) -> None:
+    register(client, keys)
+    client.post("/v1/imports", content=CSV.encode(), headers=bearer(keys["admin"]))
+    r = client.get("/v1/suppression/ACME_MKT", headers=bearer(keys["audit"]))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    lines = r.text.splitlines()
+    assert lines[0] == "msisdn,scope,position,keyword,method,occurred_at"
+    assert lines[1].startswith(f"{MSISDN},subaccount,")
+    assert lines[1].endswith(",import,2024-01-01T00:00:00.000Z")
+    r = client.get(
+        "/v1/suppression/ACME_MKT?format=jsonl&at=2023-12-31", headers=bearer(keys["audit"])
+    )
+    assert r.text == ""
+    r = client.get("/v1/suppression/*?format=jsonl", headers=bearer(keys["audit"]))
+    assert r.text == ""  # a subaccount's opt-out never blocks every subaccount
+    assert client.get("/v1/suppression/ACME_MKT", headers=bearer(keys["ingest"])).status_code == 403
