@@ -29,12 +29,23 @@ from api import logs, problems
 from api.auth import KeyAuthMiddleware, public_paths
 from api.checkpointer import checkpoints
 from api.lanes import BatchLane, Lane
-from api.routes import admin, audit, consent, evidence, imports, intake, log, ops, suppression
+from api.routes import (
+    admin,
+    audit,
+    consent,
+    erasures,
+    evidence,
+    imports,
+    intake,
+    log,
+    ops,
+    suppression,
+)
 from api.settings import Settings
 from api.state import Services
 from projections.ledger import open_ledger
 
-ROUTE_MODULES = [ops, intake, consent, audit, admin, log, evidence, imports, suppression]
+ROUTE_MODULES = [ops, intake, consent, audit, admin, log, evidence, imports, suppression, erasures]
 DOCS_ASSETS = "/schema/assets"
 """Where Swagger UI's own files are served (public, like the rest of ``/schema``)."""
 

@@ -1,5 +1,5 @@
-"""Commands for adopting the ledger: ``import`` and ``export`` suppression lists
-(docs/adopting.md).
+"""Commands for adopting the ledger: ``import`` and ``export`` suppression lists, ``erase``
+evidence (docs/adopting.md).
 
 Guarantees: the rules are those of ``projections.imports`` (the API's ``POST /v1/imports``
 follows the same); the summary is one JSON line on stdout, bad rows go to the rejects file
@@ -22,6 +22,7 @@ from api.cli.common import Subparsers, db_options, emit, open_ledger
 from api.cli.progress import progress_bar, quiet_option
 from api.cli.records import cli_user
 from ledger.errors import InvalidInput
+from projections.erasure import erase_number, erase_position
 from projections.exports import (
     SUPPRESSED_COLUMNS,
     consent_records,
@@ -93,6 +94,20 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _erase(args: argparse.Namespace) -> int:
+    if (args.position is None) == (args.msisdn is None):
+        raise InvalidInput("name what to erase: --position N or --msisdn M")
+    ledger = open_ledger(args)
+    actor = f"cli:{cli_user()}"
+    if args.position is not None:
+        done = erase_position(ledger, args.tenant, args.position, reason=args.reason, actor=actor)
+    else:
+        number = ledger.normalize_msisdn(args.tenant, args.subaccount, args.msisdn)
+        done = erase_number(ledger, args.tenant, number, reason=args.reason, actor=actor)
+    emit(done)
+    return 0
+
+
 @contextmanager
 def _source(name: str) -> Iterator[SourceFile]:
     """The file to import; stdin (``-``) spooled to a temporary file, deleted afterwards."""
@@ -131,6 +146,24 @@ def add_parsers(sub: Subparsers) -> None:
     """Add ``import`` and ``export``."""
     _add_import(sub)
     _add_export(sub)
+    _add_erase(sub)
+
+
+def _add_erase(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "erase",
+        help="erase evidence (personal data) of an entry or of a number",
+        description="Erases the salted evidence (and, by number, the quarantined bodies that "
+        "hold it) and appends a tombstone entry saying when, why and by whom. Suppression "
+        "never changes; verify, proofs and checkpoints stay valid. The reason is kept in the "
+        "immutable log: give a ticket reference, never personal data.",
+    )
+    db_options(p)
+    p.add_argument("--position", type=int, help="the entry whose evidence to erase")
+    p.add_argument("--msisdn", help="erase every evidence record of this number")
+    p.add_argument("--subaccount", help="reads a national --msisdn in its region")
+    p.add_argument("--reason", required=True, help="a ticket reference (kept in the log)")
+    p.set_defaults(handler=_erase)
 
 
 def _add_export(sub: Subparsers) -> None:
