@@ -29,6 +29,7 @@ from api import logs, problems
 from api.auth import KeyAuthMiddleware, public_paths
 from api.checkpointer import checkpoints
 from api.lanes import BatchLane, Lane
+from api.retention_job import retention
 from api.routes import (
     admin,
     audit,
@@ -128,7 +129,7 @@ def create_app(settings: Settings) -> Litestar:
         services.intake_lane = intake_lane
         app.state.services = services
         try:
-            async with checkpoints(services):
+            async with checkpoints(services), retention(services):
                 yield
         finally:
             intake_lane.close()

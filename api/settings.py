@@ -32,6 +32,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     commit, so more waiting appends mean fewer commits per entry. (8x8 webhooks do not use them:
     one intake thread per worker records them a batch at a time.)"""
     bulk_limit: int = 10_000
+    retention_interval: float = 86400.0
+    """Seconds between the service's evidence-retention runs (one runner per deployment; 0:
+    never)."""
     max_import_bytes: int = 50 * 1024 * 1024
     """The largest body ``POST /v1/imports`` takes (streamed to a temporary file)."""
     log_format: Literal["auto", "json", "console"] = "auto"

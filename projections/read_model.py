@@ -136,6 +136,18 @@ class ReadView(Protocol):
         scope) order after ``after`` (``("", "")`` to start)."""
         ...
 
+    def superseded(self, tenant: str, before: str, after: int, limit: int) -> list[int]:
+        """Positions (> ``after``, ascending, at most ``limit``) of ``tenant``'s consent entries
+        that still have evidence and stopped deciding anything at or before canonical time
+        ``before``: a later consent entry of the same number and scope (later by occurred time,
+        ties by position; not retracted) was recorded by then, or the entry was retracted by an
+        entry recorded by then. An entry that still decides a number's state is never one."""
+        ...
+
+    def configured_tenants(self) -> list[str]:
+        """Every tenant that has a ``tenant.configured`` entry, sorted."""
+        ...
+
     def position_known_at(self, recorded_at: str) -> int:
         """The last log position recorded at or before canonical ``recorded_at`` (0 if none)."""
         ...

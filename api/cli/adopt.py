@@ -1,5 +1,5 @@
 """Commands for adopting the ledger: ``import`` and ``export`` suppression lists, ``erase``
-evidence (docs/adopting.md).
+evidence, apply ``retention`` (docs/adopting.md).
 
 Guarantees: the rules are those of ``projections.imports`` (the API's ``POST /v1/imports``
 follows the same); the summary is one JSON line on stdout, bad rows go to the rejects file
@@ -40,6 +40,7 @@ from projections.imports import (
     source_file,
     spool,
 )
+from projections.retention import apply_retention
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -108,6 +109,14 @@ def _erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retention(args: argparse.Namespace) -> int:
+    ledger = open_ledger(args)
+    with progress_bar("retention", None, "entries", quiet=args.quiet) as bar:
+        done = apply_retention(ledger, args.tenant, actor=f"cli:{cli_user()}", progress=bar.update)
+    emit(done)
+    return 0
+
+
 @contextmanager
 def _source(name: str) -> Iterator[SourceFile]:
     """The file to import; stdin (``-``) spooled to a temporary file, deleted afterwards."""
@@ -147,6 +156,18 @@ def add_parsers(sub: Subparsers) -> None:
     _add_import(sub)
     _add_export(sub)
     _add_erase(sub)
+    p = sub.add_parser(
+        "retention",
+        help="apply the tenant's evidence retention now",
+        description="Erases the evidence of entries superseded (or retracted) longer ago than "
+        "the tenant's evidence_retention_days (set with: tenant set --evidence-retention-days "
+        "N); evidence of an entry that still decides a number's state is kept. The service "
+        "applies it once a day.",
+    )
+    db_options(p)
+    p.add_argument("action", choices=["apply"])
+    quiet_option(p)
+    p.set_defaults(handler=_retention)
 
 
 def _add_erase(sub: Subparsers) -> None:

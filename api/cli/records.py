@@ -152,10 +152,18 @@ def _tenant(args: argparse.Namespace) -> int:
         update = TenantUpdate(
             revoke_all=ledger.revoke_all(args.tenant),
             default_region=ledger.tenant_region(args.tenant),
+            evidence_retention_days=ledger.evidence_retention(args.tenant),
         )
     else:
+        if args.below_minimum != (args.reason is not None):
+            raise InvalidInput("--below-minimum and --reason go together")
         update = ledger.update_tenant(
-            args.tenant, actor=f"cli:{cli_user()}", revoke_all=revoke, default_region=args.region
+            args.tenant,
+            actor=f"cli:{cli_user()}",
+            revoke_all=revoke,
+            default_region=args.region,
+            evidence_retention_days=args.evidence_retention_days,
+            below_minimum_reason=args.reason,
         )
     emit(
         {
@@ -164,6 +172,8 @@ def _tenant(args: argparse.Namespace) -> int:
             "default_region": update.default_region,
             "position": update.appended.position if update.appended else None,
             "changed": update.appended is not None,
+            "evidence_retention_days": update.evidence_retention_days,
+            "retention_reason": update.retention_reason,
         }
     )
     return 0
@@ -234,4 +244,16 @@ def add_parsers(sub: Subparsers) -> None:
         "--region",
         help="default region for national numbers of opt-outs whose subaccount is not resolved",
     )
+    p.add_argument(
+        "--evidence-retention-days",
+        type=int,
+        metavar="N",
+        help="erase evidence of entries superseded longer ago than N days (0: keep for ever)",
+    )
+    p.add_argument(
+        "--below-minimum",
+        action="store_true",
+        help="accept a period under 1,461 days (4 years); needs --reason, which is recorded",
+    )
+    p.add_argument("--reason", help="why a period under the minimum is right (recorded)")
     p.set_defaults(handler=_tenant)

@@ -241,6 +241,10 @@ class TenantUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     revoke_all: bool
     default_region: str | None = None
+    evidence_retention_days: Annotated[int, msgspec.Meta(ge=0, le=36500)] | None = None
+    """Erase evidence of entries superseded longer ago than this (0: keep for ever; left out:
+    unchanged). Under 1,461 days (4 years) only with ``retention_below_minimum_reason``."""
+    retention_below_minimum_reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
 
 
 class TenantView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -252,6 +256,8 @@ class TenantView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     position: int | None
     changed: bool
     default_region: str | None = None
+    evidence_retention_days: int | None = None
+    retention_reason: str | None = None
 
 
 @put(
@@ -302,6 +308,8 @@ def put_tenant(
         actor=principal.actor,
         revoke_all=data.revoke_all,
         default_region=data.default_region,
+        evidence_retention_days=data.evidence_retention_days,
+        below_minimum_reason=data.retention_below_minimum_reason,
     )
     if update.appended is not None:
         _counted([update.appended])
@@ -311,6 +319,8 @@ def put_tenant(
         position=update.appended.position if update.appended else None,
         changed=update.appended is not None,
         default_region=update.default_region,
+        evidence_retention_days=update.evidence_retention_days,
+        retention_reason=update.retention_reason,
     )
 
 

@@ -84,6 +84,19 @@ _STATES = (
     " AND (msisdn, scope) > (:after_msisdn, :after_scope) GROUP BY msisdn, scope "
     " ORDER BY msisdn, scope LIMIT :limit) p ORDER BY p.msisdn, p.scope"
 )
+# Consent facts with unerased evidence that a later, unretracted fact of the same number and
+# scope superseded, or a retraction removed, by ``before`` (recorded time).
+_SUPERSEDED = (
+    "SELECT f.position FROM consent_facts f JOIN evidence e ON e.position = f.position "
+    "WHERE f.position > :after AND f.tenant = :tenant AND e.salt IS NOT NULL AND ("
+    " (f.retracted_by IS NOT NULL AND "
+    "  (SELECT r.recorded_at FROM log r WHERE r.position = f.retracted_by) <= :before)"
+    " OR EXISTS (SELECT 1 FROM consent_facts g JOIN log l ON l.position = g.position "
+    "  WHERE g.tenant = f.tenant AND g.msisdn = f.msisdn AND g.scope = f.scope "
+    "  AND g.retracted_by IS NULL AND (g.occurred_at, g.position) > (f.occurred_at, f.position) "
+    "  AND l.recorded_at <= :before)"
+    ") ORDER BY f.position LIMIT :limit"
+)
 _CURRENT = (
     "SELECT msisdn, occurred_at, position, state FROM consent_current WHERE tenant = ? "
     "AND msisdn IN (SELECT value FROM json_each(?)) AND +scope IN (?, '')"
@@ -294,6 +307,20 @@ class SqliteView:
         facts = [NumberFact(m, scope, position) for m, scope, position in rows if position]
         cursor = (rows[-1][0], rows[-1][1]) if len(rows) == limit else None
         return FactPage(facts, cursor)
+
+    @_readable
+    def superseded(self, tenant: str, before: str, after: int, limit: int) -> list[int]:
+        """See the port: one pass over the facts in position order, a page at a time."""
+        rows = self._conn.execute(
+            _SUPERSEDED, {"tenant": tenant, "before": before, "after": after, "limit": limit}
+        )
+        return [int(r[0]) for r in rows]
+
+    @_readable
+    def configured_tenants(self) -> list[str]:
+        """Every tenant with a ``tenant.configured`` entry."""
+        rows = self._conn.execute("SELECT DISTINCT tenant FROM tenant_versions ORDER BY tenant")
+        return [str(r[0]) for r in rows]
 
     @_readable
     def position_known_at(self, recorded_at: str) -> int:
