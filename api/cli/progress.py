@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal, Protocol
 
@@ -78,7 +78,8 @@ class _Rate(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} {self.unit}/s" if speed else f"? {self.unit}/s")
+        unit = "/s" if self.unit == "/" else f" {self.unit}/s"
+        return Text(f"{speed:,.0f}{unit}" if speed else f"?{unit}")
 
 
 def quiet_option(p: argparse.ArgumentParser) -> None:
@@ -111,3 +112,29 @@ def progress_bar(
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(description, total=total)
         yield _RichBar(progress, task)
+
+
+@contextmanager
+def phased_bar(command: str, *, quiet: bool = False) -> Iterator[Callable[[str, int, int], None]]:
+    """A bar per phase of a job that reports ``(phase, done, total)`` (``verify``); nothing
+    off a terminal or with ``quiet``."""
+    if not shown(quiet):
+        yield lambda phase, done, total: None
+        return
+    columns: list[str | ProgressColumn] = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate("/"),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def report(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(f"{command} {phase}", total=total)
+            progress.update(tasks[phase], completed=done, total=total)
+
+        yield report

@@ -15,6 +15,7 @@ import socket
 import msgspec
 
 from api.cli.common import Subparsers, db_options, emit, open_ledger
+from api.cli.progress import progress_bar, quiet_option
 from api.views import decision_view
 from ledger.entries import Evidence
 from ledger.errors import InvalidInput
@@ -108,7 +109,8 @@ def _history(args: argparse.Namespace) -> int:
 
 def _rebuild(args: argparse.Namespace) -> int:
     ledger = open_ledger(args)
-    count = rebuild(ledger)
+    with progress_bar("rebuild", ledger.head(), "entries", quiet=args.quiet) as bar:
+        count = rebuild(ledger, bar.update)
     result: dict[str, object] = {"replayed": count, "log_position": ledger.head()}
     conflicts = ledger.read_model.policy_version_conflicts()
     if conflicts:  # an older break of the one-policy-per-version invariant: reported
@@ -223,6 +225,7 @@ def add_parsers(sub: Subparsers) -> None:
     p.set_defaults(handler=_history)
     p = sub.add_parser("rebuild", help="drop and replay every projection")
     db_options(p)
+    quiet_option(p)
     p.set_defaults(handler=_rebuild)
     p = sub.add_parser("subaccount", help="register or configure a subaccount, or list them")
     db_options(p)
