@@ -246,6 +246,23 @@ def import_file(
     )
 
 
+def read_drafts(
+    ledger: ConsentLedger,
+    source: SourceFile,
+    fmt: Format,
+    options: ImportOptions,
+    mapping: dict[str, str] | None = None,
+) -> Iterator[Draft | Rejected]:
+    """What each row of ``source`` would append (before the review check made inside the
+    append), or why it would be rejected; nothing is written (the benchmark's baseline)."""
+    context = _Context(ledger, options)
+    with source.path.open("rb") as stream:
+        for batch in _batches(read_rows(stream, fmt, mapping), options.batch_rows):
+            context.refresh()
+            for row in batch:
+                yield _draft(context, source, row)
+
+
 def import_key(
     tenant: str, subaccount: str | None, msisdn: str, action: str, occurred_at: str
 ) -> str:
