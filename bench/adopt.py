@@ -25,15 +25,15 @@ from projections.ledger import ConsentLedger
 
 CLI = Path(sys.executable).with_name("consent-ledger")
 SUBACCOUNT = "ACME_MKT"
-FIRST_NEW = 10_000_000
-"""Imported numbers are +6580000000 + i for i from here: never on the loader's list."""
+FIRST_NEW = 81_000_000
+"""Imported numbers are +65 and 81,000,000 + i: never on the loader's list (+659…)."""
 
 
 def write_list(path: Path, rows: int, offset: int) -> Path:
     """A headerless list of ``rows`` new numbers (each line an opt-out)."""
     with path.open("w") as handle:
         for i in range(rows):
-            handle.write(f"+658{(FIRST_NEW + offset + i) % 10_000_000:07d}\n")
+            handle.write(f"+65{FIRST_NEW + offset + i}\n")
     return path
 
 
