@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Mapping
+from csv import reader as csv_records
 from typing import BinaryIO, Literal
 
 import msgspec
@@ -149,7 +150,7 @@ _CUT = (
 
 
 def _delimited_rows(lines: _Lines, delimiter: str, mapping: Mapping[str, str]) -> Iterator[Row]:
-    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    reader = csv_records(lines, delimiter=delimiter, strict=True)
     columns: list[str] | None = None
     while True:
         try:
