@@ -401,8 +401,16 @@ def review_view(
         occurred_at=item.occurred_at,
         recorded_at=item.recorded_at,
         age_seconds=max(age, 0),
-        actions=["opt_out", "dismiss"] if item.kind == "flagged" else ["assign", "dismiss"],
+        actions=_actions(item, stored),
     )
+
+
+def _actions(item: ReviewItem, stored: StoredEntry | None) -> list[str]:
+    """The resolutions an item takes (``accept`` for an imported opt-in held for review)."""
+    event = stored.entry.event if stored is not None else None
+    if isinstance(event, ReviewFlagged) and event.withheld == "opt_in":
+        return ["accept", "dismiss", "opt_out"]
+    return ["opt_out", "dismiss"] if item.kind == "flagged" else ["assign", "dismiss"]
 
 
 _QUEUE_EXAMPLE = {

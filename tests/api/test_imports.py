@@ -95,3 +95,33 @@ def test_suppression_list_streamed(client: Client, keys: dict[str, str]) -> None
     r = client.get("/v1/suppression/*?format=jsonl", headers=bearer(keys["audit"]))
     assert r.text == ""  # a subaccount's opt-out never blocks every subaccount
     assert client.get("/v1/suppression/ACME_MKT", headers=bearer(keys["ingest"])).status_code == 403
+
+
+def test_held_opt_in_is_accepted_over_http(client: Client, keys: dict[str, str]) -> None:
+    register(client, keys)
+    stop = client.post(
+        "/v1/opt-outs",
+        json={
+            "subaccount": "ACME_MKT",
+            "msisdn": MSISDN,
+            "text": "STOP",
+            "occurred_at": "2025-02-01T00:00:00Z",
+        },
+        headers=bearer(keys["ingest"]),
+    )
+    assert stop.status_code in (200, 201), stop.text
+    body = f"msisdn,subaccount,action,occurred_at\n{MSISDN},ACME_MKT,opt_in,2025-03-01\n"
+    done = client.post("/v1/imports", content=body.encode(), headers=bearer(keys["admin"]))
+    assert done.json()["queued_for_review"] == 1
+    items = client.get("/v1/review", headers=bearer(keys["audit"])).json()["items"]
+    held = next(i for i in items if i["method"] == "import")
+    assert held["actions"][0] == "accept"
+    r = client.post(
+        f"/v1/review/{held['position']}/resolve",
+        json={"action": "accept", "note": "double opt-in confirmed"},
+        headers=bearer(keys["admin"]),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["opt_in_position"] is not None
+    decision = client.get(f"/v1/consent/ACME_MKT/%2B{MSISDN[1:]}", headers=bearer(keys["check"]))
+    assert decision.json()["state"] == "opted_in"
