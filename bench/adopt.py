@@ -26,11 +26,18 @@ from projections.ledger import ConsentLedger
 CLI = Path(sys.executable).with_name("consent-ledger")
 SUBACCOUNT = "ACME_MKT"
 FIRST_NEW = 81_000_000
-"""Imported numbers are +65 and 81,000,000 + i: never on the loader's list (+659…)."""
+"""Imported numbers are +65 and 81,000,000 + the log's head + i: never on the loader's list
+(+659…), and new for every list while the log stays under 9,000,000 entries."""
 
 
-def write_list(path: Path, rows: int, offset: int) -> Path:
-    """A headerless list of ``rows`` new numbers (each line an opt-out)."""
+def write_list(path: Path, rows: int, db: Path) -> Path:
+    """A headerless list of ``rows`` numbers new to ``db`` (each line an opt-out): numbered from
+    the log's head, which grows by at least ``rows`` with each list imported."""
+    ledger = ConsentLedger(db)
+    try:
+        offset = ledger.head()
+    finally:
+        ledger.close()
     with path.open("w") as handle:
         for i in range(rows):
             handle.write(f"+65{FIRST_NEW + offset + i}\n")
@@ -46,7 +53,7 @@ def _options() -> ImportOptions:
 def baseline(db: Path, work: Path, rows: int) -> dict[str, Any]:
     """Entries/s of ``ConsentLedger.append`` of the drafts an import of ``rows`` rows makes, in
     batches of the import's size (the drafts are made before the clock starts)."""
-    source = source_file(write_list(work / "baseline.csv", rows, 5_000_000))
+    source = source_file(write_list(work / "baseline.csv", rows, db))
     ledger = ConsentLedger(db)
     try:
         drafts = [d for d in read_drafts(ledger, source, "csv", _options()) if isinstance(d, Draft)]
@@ -63,7 +70,7 @@ def baseline(db: Path, work: Path, rows: int) -> dict[str, Any]:
 
 def import_rate(db: Path, work: Path, rows: int) -> dict[str, Any]:
     """Rows/s of an import of ``rows`` new numbers (in-process, as the CLI runs it)."""
-    source = source_file(write_list(work / "import.csv", rows, 0))
+    source = source_file(write_list(work / "import.csv", rows, db))
     ledger = ConsentLedger(db)
     try:
         before = ledger.head()
@@ -104,7 +111,7 @@ def webhook_during_import(
     port = server.free_port()
     argv = [str(CLI), "serve", "--db", str(db), "--port", str(port), "--workers", str(workers)]
     env = {"CL_KEY": key, "CL_SUBACCOUNT": SUBACCOUNT}
-    source = write_list(work / "during.csv", rows, 2_000_000)
+    source = write_list(work / "during.csv", rows, db)
     with server.running(argv, port, workers, work / "adopt-serve.stderr") as srv:
         alone = server.wrk(srv.url, script="webhook.lua", duration=duration,
                            connections=connections, env={**env, "CL_RUN": "alone"})  # fmt: skip

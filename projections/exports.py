@@ -80,6 +80,21 @@ class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True):
     position: int
 
 
+class _BriefEvent(msgspec.Struct, frozen=True, gc=False):
+    keyword: str | None = None
+    method: str | None = None
+
+
+class _Brief(msgspec.Struct, frozen=True, gc=False):
+    """What a suppression list shows of an entry (the rest of its bytes is skipped)."""
+
+    occurred_at: str
+    event: _BriefEvent
+
+
+_BRIEF = msgspec.json.Decoder(_Brief)
+
+
 class Export(msgspec.Struct, frozen=True, kw_only=True):
     """The question an export answers: valid time ``at`` as known at log position
     ``known_at``."""
@@ -112,16 +127,18 @@ def suppression_list(
             point.tenant, subaccount, point.at, point.known_at, after, page
         )
 
+    brief = _BRIEF.decode
     for facts in _pages(read, page, progress):
-        entries = _entries(ledger, facts)
+        stored = ledger.read_model.entries_at([f.position for f in facts])
+        entries = {s.position: brief(s.data) for s in stored}
         for fact in facts:
             entry = entries[fact.position]
             yield SuppressedNumber(
                 msisdn=fact.msisdn,
                 scope="tenant" if fact.scope == "" else "subaccount",
                 position=fact.position,
-                keyword=getattr(entry.event, "keyword", None),
-                method=getattr(entry.event, "method", None),
+                keyword=entry.event.keyword,
+                method=entry.event.method,
                 occurred_at=entry.occurred_at,
             )
 

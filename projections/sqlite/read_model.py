@@ -262,7 +262,11 @@ class SqliteView:
         after: tuple[str, str],
         limit: int,
     ) -> FactPage:
-        """See the port: a page of numbers (index order), then one look-up each."""
+        """See the port: as known at the head, one ordered pass over ``consent_current``
+        (the full bitemporal look-up only for numbers whose current fact is dated after
+        ``at``); otherwise a page of numbers (index order), then one look-up each."""
+        if subaccount is not None and self._current_is_exact(known_at):
+            return self._suppressed_now(tenant, subaccount, at, known_at, after[0], limit)
         numbers = [
             r[0]
             for r in self._conn.execute(
@@ -274,6 +278,19 @@ class SqliteView:
         if not numbers:
             return FactPage([], None)
         query = _SUPPRESSED if subaccount is not None else _SUPPRESSED_EVERYWHERE
+        facts = self._suppressed_among(query, tenant, subaccount, numbers, at, known_at)
+        cursor = (numbers[-1], "") if len(numbers) == limit else None
+        return FactPage(facts, cursor)
+
+    def _suppressed_among(
+        self,
+        query: str,
+        tenant: str,
+        subaccount: str | None,
+        numbers: Sequence[str],
+        at: str,
+        known_at: int,
+    ) -> list[NumberFact]:
         rows = self._conn.execute(
             query,
             {
@@ -284,8 +301,41 @@ class SqliteView:
                 "position": known_at,
             },
         )
-        facts = [NumberFact(m, scope, position) for m, scope, position in rows]
-        cursor = (numbers[-1], "") if len(numbers) == limit else None
+        return [NumberFact(m, scope, position) for m, scope, position in rows]
+
+    def _suppressed_now(
+        self, tenant: str, subaccount: str, at: str, known_at: int, after: str, limit: int
+    ) -> FactPage:
+        """``suppressed`` from ``consent_current`` (exact as known at the head)."""
+        limit = max(limit, 3)  # a number has at most two rows here (its scope and tenant-wide)
+        rows = self._conn.execute(
+            "SELECT msisdn, scope, position, occurred_at, state FROM consent_current "
+            "WHERE tenant = ? AND msisdn > ? AND scope IN (?, '') ORDER BY msisdn LIMIT ?",
+            (tenant, after, subaccount, limit),
+        ).fetchall()
+        cursor = None
+        if len(rows) == limit:  # the last number's rows may go on in the next page
+            last = rows[-1][0]
+            rows = [r for r in rows if r[0] != last]
+            cursor = (rows[-1][0], "")
+        best: dict[str, tuple[str, int, str, str]] = {}
+        later: set[str] = set()
+        for msisdn, scope, position, occurred_at, state in rows:
+            if occurred_at > at:
+                later.add(msisdn)
+            seen = best.get(msisdn)
+            if seen is None or (occurred_at, position) > seen[:2]:
+                best[msisdn] = (occurred_at, position, state, scope)
+        facts = [
+            NumberFact(m, scope, position)
+            for m, (_, position, state, scope) in best.items()
+            if m not in later and state == "opted_out"
+        ]
+        if later:
+            facts += self._suppressed_among(
+                _SUPPRESSED, tenant, subaccount, sorted(later), at, known_at
+            )
+            facts.sort(key=lambda f: f.msisdn)
         return FactPage(facts, cursor)
 
     @_readable
