@@ -29,12 +29,24 @@ from api import logs, problems
 from api.auth import KeyAuthMiddleware, public_paths
 from api.checkpointer import checkpoints
 from api.lanes import BatchLane, Lane
-from api.routes import admin, audit, consent, evidence, intake, log, ops
+from api.retention_job import retention
+from api.routes import (
+    admin,
+    audit,
+    consent,
+    erasures,
+    evidence,
+    imports,
+    intake,
+    log,
+    ops,
+    suppression,
+)
 from api.settings import Settings
 from api.state import Services
 from projections.ledger import open_ledger
 
-ROUTE_MODULES = [ops, intake, consent, audit, admin, log, evidence]
+ROUTE_MODULES = [ops, intake, consent, audit, admin, log, evidence, imports, suppression, erasures]
 DOCS_ASSETS = "/schema/assets"
 """Where Swagger UI's own files are served (public, like the rest of ``/schema``)."""
 
@@ -117,7 +129,7 @@ def create_app(settings: Settings) -> Litestar:
         services.intake_lane = intake_lane
         app.state.services = services
         try:
-            async with checkpoints(services):
+            async with checkpoints(services), retention(services):
                 yield
         finally:
             intake_lane.close()

@@ -40,6 +40,7 @@ from ledger.sqlite.keys import SqliteKeys
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import adopt  # noqa: E402
 import inproc  # noqa: E402
 import load  # noqa: E402
 import server  # noqa: E402
@@ -228,6 +229,49 @@ def rows_of(m: dict[str, Any], a: argparse.Namespace) -> list[Row]:
                 rss <= 400,
             )
         )
+    return rows + adopt_rows(m.get("adopt", {}))
+
+
+def adopt_rows(m: dict[str, Any]) -> list[Row]:
+    """Import, export and webhooks during an import (docs/adopting.md)."""
+    rows: list[Row] = []
+    if "import" in m:
+        rate, base = m["import"]["rows_per_s"], m["baseline"]["entries_per_s"]
+        size = m["import"]["log_entries_before"]
+        rows.append(
+            Row(
+                f"import of {m['import']['rows']:,} new opt-outs into a {size:,}-entry log: rows/s",
+                _n(rate),
+                f"{_n(base)} (raw append of the same drafts)",
+                rate / base,
+                "≥ 50,000/s",
+                rate >= 50_000,
+            )
+        )
+    if "export" in m:
+        e = m["export"]
+        rows.append(
+            Row(
+                f"export of a suppression list ({e['numbers']:,} numbers), CSV: numbers/s",
+                _n(e["numbers_per_s"]),
+                "—",
+                None,
+                "≥ 100,000/s (1,000,000 in ≤ 10 s)",
+                e["numbers_per_s"] >= 100_000,
+            )
+        )
+    if "webhook" in m:
+        during, alone = m["webhook"]["during_import"]["p99_ms"], m["webhook"]["alone"]["p99_ms"]
+        rows.append(
+            Row(
+                "webhook p99 during an import (vs. without, same server and load)",
+                _ms(during),
+                _ms(alone),
+                during / alone,
+                "≤ 2 × without",
+                during <= 2 * alone,
+            )
+        )
     return rows
 
 
@@ -403,6 +447,30 @@ def server_phase(a: argparse.Namespace, db: Path, work: Path, on_file: int) -> d
     return out
 
 
+def adopt_phase(a: argparse.Namespace, db: Path, work: Path) -> dict[str, Any]:
+    """Export, the raw append baseline, an import, and webhooks during an import (last: each
+    adds entries to the log)."""
+    out: dict[str, Any] = {}
+    say("export of a suppression list")
+    out["export"] = adopt.export_rate(db)
+    say(f"raw append baseline and import of {a.import_rows:,} rows")
+    out["baseline"] = adopt.baseline(db, work, a.import_rows)
+    out["import"] = adopt.import_rate(db, work, a.import_rows)
+    if "http" not in a.skip:
+        from api.keys import SCOPES, create_key
+
+        conn = connect(db)
+        try:
+            key = create_key(SqliteKeys(conn), tenant=load.TENANT, scopes=list(SCOPES))
+        finally:
+            conn.close()
+        say("webhooks without and during an import")
+        out["webhook"] = adopt.webhook_during_import(
+            db, work, key, a.import_rows, a.duration, a.connections, a.workers
+        )
+    return out
+
+
 # -- main --------------------------------------------------------------------------------------
 def arguments() -> argparse.Namespace:
     """Command-line options (sizes are parameters)."""
@@ -419,12 +487,14 @@ def arguments() -> argparse.Namespace:
                    help="entries for the 1-writer and 8-writer append runs")  # fmt: skip
     p.add_argument("--db", type=Path, help="build the log here and keep it (reused if it exists)")
     p.add_argument("--skip", action="append", default=[],
-                   choices=["verify", "rebuild", "appends", "http"])  # fmt: skip
+                   choices=["verify", "rebuild", "appends", "http", "import"])  # fmt: skip
+    p.add_argument("--import-rows", type=int, help="rows per import run (default 100,000)")
     a = p.parse_args()
     a.log_size = a.log_size or (20_000 if a.quick else 1_000_000)
     a.numbers = a.numbers or a.log_size
     a.duration = a.duration or (3.0 if a.quick else 10.0)
     a.appends = tuple(a.appends or ((500, 2_000) if a.quick else (3_000, 20_000)))
+    a.import_rows = a.import_rows or (10_000 if a.quick else 100_000)
     return a
 
 
@@ -468,6 +538,8 @@ def main() -> int:
         if "http" not in a.skip:
             m["hello"] = hello_phase(a, work)
             m["http"] = server_phase(a, db, work, on_file)
+        if "import" not in a.skip:
+            m["adopt"] = adopt_phase(a, db, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     m["seconds"] = round(time.perf_counter() - started, 1)

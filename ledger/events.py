@@ -17,7 +17,7 @@ from ledger.keywords import KeywordChanges, Mode
 Scope = Literal["subaccount", "tenant"]
 Method = Literal["8x8-webhook", "automation-http", "api", "import", "admin"]
 Unknown = Literal["allow", "deny"]
-ReviewAction = Literal["opt_out", "dismiss", "assign"]
+ReviewAction = Literal["opt_out", "dismiss", "assign", "accept"]
 
 METHODS: tuple[Method, ...] = ("8x8-webhook", "automation-http", "api", "import", "admin")
 
@@ -75,6 +75,8 @@ class ConsentGranted(_Event, frozen=True, tag="consent.granted"):
     """Who recorded it, set by the server (see ``ConsentRevoked.recorded_by``)."""
     claimed_actor: str | None = None
     """Who the client said performed it: a claim, never trusted."""
+    resolves: int | None = None
+    """Position of the review item this opt-in resolves (an accepted imported opt-in)."""
 
 
 class HelpRequested(_Event, frozen=True, tag="help.requested"):
@@ -106,6 +108,12 @@ class ReviewFlagged(_Event, frozen=True, tag="review.flagged"):
     """Who recorded it, set by the server (see ``ConsentRevoked.recorded_by``)."""
     claimed_actor: str | None = None
     """Who the client said performed it: a claim, never trusted."""
+    withheld: Literal["opt_in"] | None = None
+    """The action this entry would have recorded and holds for a person instead (an imported
+    opt-in that would re-allow a number opted out through the ledger): the resolution
+    ``accept`` records it, ``dismiss`` drops it."""
+    notice_version: str | None = None
+    """What the person was told, for a withheld opt-in (recorded with it when accepted)."""
 
 
 class ReviewResolved(_Event, frozen=True, tag="review.resolved"):
@@ -145,6 +153,31 @@ class TenantConfigured(_Event, frozen=True, tag="tenant.configured"):
     actor: str
     default_region: str | None = None
     """Region for national numbers of opt-outs whose subaccount is not resolved."""
+    evidence_retention_days: int | None = None
+    """Evidence of entries superseded for longer than this many days is erased (none: kept)."""
+    retention_reason: str | None = None
+    """Why a retention period under the minimum was accepted (recorded with it)."""
+
+
+class EvidenceErased(_Event, frozen=True, tag="evidence.erased"):
+    """The evidence of entries was erased (salt and all): a tombstone saying when (this entry's
+    recorded time), why and by whom. The entries themselves, their hashes and the consent they
+    record are unchanged. ``reason`` is part of the immutable log: a ticket reference, never
+    personal data."""
+
+    reason: str
+    actor: str
+    positions: tuple[int, ...] = ()
+    """The entries whose evidence was erased now (a retention run names none: see
+    ``erased``)."""
+    quarantined: int = 0
+    """Quarantined bodies erased with them (an erasure by number)."""
+    erased: int = 0
+    """How many entries' evidence a retention run erased."""
+    retention_days: int | None = None
+    """Set for a retention run: the tenant's ``evidence_retention_days`` it applied."""
+    superseded_before: str | None = None
+    """Set for a retention run: evidence of entries superseded before this time was erased."""
 
 
 Event = (
@@ -156,6 +189,7 @@ Event = (
     | EntryRetracted
     | SubaccountConfigured
     | TenantConfigured
+    | EvidenceErased
 )
 """Every event the log can hold."""
 
@@ -168,6 +202,7 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
     EntryRetracted,
     SubaccountConfigured,
     TenantConfigured,
+    EvidenceErased,
 )
 
 

@@ -185,6 +185,28 @@ class LogStore(Protocol):
         (``NotFound`` when there is no unerased evidence at ``position``)."""
         ...
 
+    def erase(
+        self,
+        positions: Sequence[int],
+        reason: str,
+        tombstone: Draft | None = None,
+        quarantined: Sequence[int] = (),
+    ) -> Appended | None:
+        """Erase the evidence of ``positions`` (salt and content; the row keeps when and why)
+        and the bodies of the quarantined records ``quarantined`` (ids), and append
+        ``tombstone``, as one atomic, durable unit; the tombstone's result (``None`` without
+        one). Positions without unerased evidence, and records already erased, are skipped.
+        The erased bytes are overwritten where the store keeps them live (``scrub`` makes them
+        unrecoverable from its files); the entries and every hash stay valid."""
+        ...
+
+    def scrub(self) -> None:
+        """Make erased bytes unrecoverable in the store's files (SQLite: copy the write-ahead
+        log into the database and truncate it; PostgreSQL: vacuum the dead row versions of the
+        evidence and quarantine tables). ``StoreUnavailable`` when it could not complete now
+        (readers held old snapshots): run it again."""
+        ...
+
     def keys(self) -> KeyTable:
         """The API keys (each call reads the newest committed state)."""
         ...

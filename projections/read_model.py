@@ -43,6 +43,23 @@ class ReviewBacklog(msgspec.Struct, frozen=True):
     oldest_recorded_at: str
 
 
+class NumberFact(msgspec.Struct, frozen=True, gc=False):
+    """The consent fact that decides a number: the number, its scope (a subaccount, or ``""``
+    for tenant-wide) and the entry's position."""
+
+    msisdn: str
+    scope: str
+    position: int
+
+
+class FactPage(msgspec.Struct, frozen=True, gc=False):
+    """One page of a listing in msisdn order: the facts found, and the cursor to pass as
+    ``after`` for the next page (``None``: there is no more)."""
+
+    facts: list[NumberFact]
+    cursor: tuple[str, str] | None
+
+
 class ReadView(Protocol):
     """Typed queries answered from one consistent state of the log (see the module)."""
 
@@ -90,6 +107,45 @@ class ReadView(Protocol):
 
     def intervals(self, tenant: str, subaccount: str, msisdn: str, known_at: int) -> list[Interval]:
         """The consent intervals of (subaccount, msisdn) as known at ``known_at``."""
+        ...
+
+    def suppressed(
+        self,
+        tenant: str,
+        subaccount: str | None,
+        at: str,
+        known_at: int,
+        after: tuple[str, str],
+        limit: int,
+    ) -> FactPage:
+        """The numbers ``subaccount`` must not send to at valid time ``at`` as known at
+        ``known_at``: those whose deciding fact (the rule of ``decide``) is an opt-out, each
+        with that fact. ``subaccount`` ``None``: the numbers that *every* subaccount must not
+        send to (a tenant-wide opt-out decides, and no subaccount's own later opt-in lifts it
+        for that subaccount). Examines at most ``limit`` numbers of ``tenant`` that have
+        consent facts, in msisdn order after ``after[0]`` (``("", "")`` to start); a page
+        may hold fewer facts than ``limit`` and still have a ``cursor``."""
+        ...
+
+    def consent_states(
+        self, tenant: str, at: str, known_at: int, after: tuple[str, str], limit: int
+    ) -> FactPage:
+        """Per (msisdn, scope) of ``tenant`` — scope a subaccount or ``""`` for tenant-wide —
+        the latest consent fact (by occurred time, ties by position) not retracted as known at
+        ``known_at`` and occurred at or before ``at``: up to ``limit`` pairs in (msisdn,
+        scope) order after ``after`` (``("", "")`` to start)."""
+        ...
+
+    def superseded(self, tenant: str, before: str, after: int, limit: int) -> list[int]:
+        """Positions (> ``after``, ascending, at most ``limit``) of ``tenant``'s consent entries
+        that still have evidence and stopped deciding anything at or before canonical time
+        ``before``: a later consent entry of the same number and scope (later by occurred time,
+        ties by position; not retracted) was recorded by then, or the entry was retracted by an
+        entry recorded by then. An entry that still decides a number's state is never one."""
+        ...
+
+    def configured_tenants(self) -> list[str]:
+        """Every tenant that has a ``tenant.configured`` entry, sorted."""
         ...
 
     def position_known_at(self, recorded_at: str) -> int:
