@@ -28,6 +28,7 @@ from litestar.static_files import create_static_files_router
 from api import logs, problems
 from api.auth import KeyAuthMiddleware, public_paths
 from api.checkpointer import checkpoints
+from api.eightxeight.service import dispatching
 from api.lanes import BatchLane, Lane
 from api.routes import admin, audit, consent, evidence, intake, log, ops
 from api.settings import Settings
@@ -117,7 +118,7 @@ def create_app(settings: Settings) -> Litestar:
         services.intake_lane = intake_lane
         app.state.services = services
         try:
-            async with checkpoints(services):
+            async with checkpoints(services), dispatching(services):
                 yield
         finally:
             intake_lane.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from api.cli.common import Subparsers, db_options, emit, open_ledger
 from api.cli.records import cli_user
 from api.eightxeight import automation, credentials
 from ledger.errors import InvalidInput
-from projections.eightxeight import workflow
+from projections.eightxeight import replies, workflow
 from projections.ids import valid_subaccount
 
 INGEST_KEY_ENV = "CONSENT_LEDGER_INGEST_KEY"
@@ -117,6 +118,91 @@ def _fake(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replies_set(args: argparse.Namespace) -> int:
+    ledger = open_ledger(args)
+    try:
+        off = args.off
+        appended = replies.configure_replies(
+            ledger,
+            args.tenant,
+            valid_subaccount(args.subaccount),
+            actor=f"cli:{cli_user()}",
+            opt_out=None if off else args.opt_out_reply,
+            help=None if off else args.help_reply,
+            opt_in=None if off else args.opt_in_reply,
+            sender=args.sender,
+            region=args.region,
+            numbers=args.number or (),
+        )
+        emit(
+            {
+                "subaccount": args.subaccount,
+                "position": appended.position,
+                **msgspec.to_builtins(appended.stored.entry.event),
+            }
+        )
+        return 0
+    finally:
+        ledger.close()
+
+
+def _replies_show(args: argparse.Namespace) -> int:
+    ledger = open_ledger(args)
+    try:
+        found = replies.reply_settings(ledger.read_model, args.tenant, args.subaccount)
+        counts = ledger.read_model.outbox_counts()
+        emit(
+            {
+                "settings": found,
+                "outbox": counts.counts,
+                "oldest_pending_recorded_at": counts.oldest_open_recorded_at,
+            }
+        )
+        return 0
+    finally:
+        ledger.close()
+
+
+def _replies_run(args: argparse.Namespace) -> int:
+    from api.eightxeight.dispatcher import Dispatcher, run
+
+    ledger = open_ledger(args)
+    dispatcher = Dispatcher(
+        ledger,
+        api_key=credentials.api_key(),
+        timeout=args.timeout,
+        concurrency=args.concurrency,
+    )
+    try:
+        if args.once:
+            dispatcher.run_once()
+            dispatcher.wait()
+        else:
+            run(dispatcher, threading.Event(), tick=args.tick)
+        emit(ledger.read_model.outbox_counts())
+        return 0
+    finally:
+        dispatcher.close()
+        ledger.close()
+
+
+def _blacklist_set(args: argparse.Namespace) -> int:
+    ledger = open_ledger(args)
+    try:
+        appended = replies.configure_blacklist(
+            ledger,
+            args.tenant,
+            enabled=not args.off,
+            account=args.account,
+            region=args.region,
+            actor=f"cli:{cli_user()}",
+        )
+        emit({"position": appended.position, **msgspec.to_builtins(appended.stored.entry.event)})
+        return 0
+    finally:
+        ledger.close()
+
+
 def add_parsers(sub: Subparsers) -> None:
     """Add the ``8x8`` command group."""
     group = sub.add_parser("8x8", help="connect 8x8: the workflow, replies, blacklist, a fake")
@@ -156,3 +242,39 @@ def add_parsers(sub: Subparsers) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_fake)
+
+    p = commands.add_parser("replies", help="replies through 8x8's SMS API (off by default)")
+    actions = p.add_subparsers(dest="replies_action", required=True)
+    q = actions.add_parser("set", help="a subaccount's reply templates, sender and region")
+    db_options(q)
+    q.add_argument("--subaccount", required=True)
+    q.add_argument("--opt-out-reply", help="the opt-out confirmation (one GSM-7 segment)")
+    q.add_argument("--help-reply", help="the answer to HELP")
+    q.add_argument("--opt-in-reply", help="the opt-in confirmation (optional)")
+    q.add_argument("--sender", help="sender when the number texted is not known")
+    q.add_argument("--region", choices=replies.REGIONS, default="ap", help="8x8 SMS API host")
+    q.add_argument(
+        "--number", action="append", help="a virtual number this subaccount owns (repeatable)"
+    )
+    q.add_argument("--off", action="store_true", help="turn every reply off")
+    q.set_defaults(handler=_replies_set)
+    q = actions.add_parser("show", help="a subaccount's reply settings and the outbox")
+    db_options(q)
+    q.add_argument("--subaccount", required=True)
+    q.set_defaults(handler=_replies_show)
+    q = actions.add_parser("run", help="dispatch replies (one dispatcher per deployment)")
+    db_options(q)
+    q.add_argument("--once", action="store_true", help="one pass, then exit")
+    q.add_argument("--timeout", type=float, default=5.0, help="seconds per 8x8 call")
+    q.add_argument("--concurrency", type=int, default=8)
+    q.add_argument("--tick", type=float, default=0.2)
+    q.set_defaults(handler=_replies_run)
+
+    p = commands.add_parser("blacklist", help="sync tenant-wide opt-outs to 8x8's blacklist")
+    actions = p.add_subparsers(dest="blacklist_action", required=True)
+    q = actions.add_parser("set", help="turn the sync on (with --account) or --off")
+    db_options(q)
+    q.add_argument("--account", help="the 8x8 account id")
+    q.add_argument("--region", choices=replies.REGIONS, default="ap", help="Contacts API host")
+    q.add_argument("--off", action="store_true")
+    q.set_defaults(handler=_blacklist_set)
