@@ -52,6 +52,7 @@ class Record(msgspec.Struct, kw_only=True):
     client_message_id: str | None = None
     umid: str | None = None
     at: float = 0.0
+    """When it was received (seconds since the epoch)."""
 
 
 def _now() -> str:
@@ -175,7 +176,7 @@ class FakeEightByEight:
 
     def record(self, rec: Record) -> None:
         """Keep ``rec`` (thread-safe)."""
-        rec.at = time.monotonic()
+        rec.at = time.time()
         with self._lock:
             self.records.append(rec)
 
