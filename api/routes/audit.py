@@ -389,8 +389,12 @@ def review_view(
         occurred_at=item.occurred_at,
         recorded_at=item.recorded_at,
         age_seconds=max(age, 0),
-        actions=["opt_out", "dismiss"] if item.kind == "flagged" else ["assign", "dismiss"],
+        actions=_ACTIONS.get(item.kind, ["assign", "dismiss"]),
     )
+
+
+_ACTIONS = {"flagged": ["opt_out", "dismiss"], "reply": ["dismiss"]}
+"""What a review item of each kind accepts (an uncertain reply is only ever dismissed)."""
 
 
 _QUEUE_EXAMPLE = {
