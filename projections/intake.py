@@ -343,7 +343,10 @@ def _round_trip(
     given = _given_time(req)
     if replies.is_live(req.method, umid, given, occurred, received, provider_time is not None):
         before = ledger.head()
-        entries = [s.entry for s in ledger.store.read_number(req.tenant, msisdn)]
+
+        def entries() -> list[Entry]:
+            return [s.entry for s in ledger.store.read_number(req.tenant, msisdn)]
+
         with ledger.read_model.snapshot() as view:
             wanted = replies.intent(
                 view,

@@ -25,3 +25,7 @@ CREATE INDEX replies_by_message ON replies (event_id);
 ALTER TABLE review_items DROP CONSTRAINT review_items_kind_check;
 ALTER TABLE review_items ADD CONSTRAINT review_items_kind_check
     CHECK (kind IN ('flagged', 'unresolved', 'check', 'reply'));
+
+-- No entry before this migration asks for a reply: the empty outbox is already up to date.
+INSERT INTO projection_positions (name, position)
+    SELECT 'outbox', position FROM projection_positions WHERE name = 'consent';

@@ -19,7 +19,7 @@ Guarantees (README "Connecting 8x8", docs/consent-rules.md "Replies"):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Literal
 
@@ -236,7 +236,7 @@ def is_live(
 
 def intent(
     view: ReadView,
-    entries: Sequence[Entry],
+    entries: Callable[[], Sequence[Entry]],
     *,
     tenant: str,
     action: str,
@@ -247,8 +247,9 @@ def intent(
     occurred: str,
     before: int,
 ) -> ReplyIntent | None:
-    """The reply a live request's entry asks for (``None``: none); ``entries`` are the
-    number's entries known at position ``before`` (see the module guarantees)."""
+    """The reply a live request's entry asks for (``None``: none); ``entries`` gives the
+    number's entries known at position ``before``, read only when a reply is configured (see
+    the module guarantees)."""
     if action not in ("opt_out", "opt_in", "help"):
         return None
     kind: ReplyKind = action  # type: ignore[assignment]
@@ -262,7 +263,7 @@ def intent(
         return None
     if destination is None and settings.sender is None:
         return None  # nothing to send it from
-    if is_repeat(entries, tenant, settings.subaccount, msisdn, kind, scope, occurred, before):
+    if is_repeat(entries(), tenant, settings.subaccount, msisdn, kind, scope, occurred, before):
         return None
     deadline = format_time(parse_time(occurred) + LIVE_WINDOW)
     return ReplyIntent(
