@@ -341,7 +341,8 @@ def _round_trip(
         changes["destination"] = destination
     umid = req.key is not None and req.key.startswith(UMID_PREFIX)
     given = _given_time(req)
-    if replies.is_live(req.method, umid, given, occurred, received, provider_time is not None):
+    live = replies.is_live(req.method, umid, given, occurred, received, provider_time is not None)
+    if live and req.channel == "sms":  # replies go by SMS, to a person who texted by SMS
         before = ledger.head()
 
         def entries() -> list[Entry]:
