@@ -28,6 +28,7 @@ from litestar.static_files import create_static_files_router
 from api import logs, problems
 from api.auth import KeyAuthMiddleware, public_paths
 from api.checkpointer import checkpoints
+from api.eightxeight.service import dispatching
 from api.lanes import BatchLane, Lane
 from api.retention_job import retention
 from api.routes import (
@@ -129,7 +130,7 @@ def create_app(settings: Settings) -> Litestar:
         services.intake_lane = intake_lane
         app.state.services = services
         try:
-            async with checkpoints(services), retention(services):
+            async with checkpoints(services), retention(services), dispatching(services):
                 yield
         finally:
             intake_lane.close()

@@ -49,6 +49,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The largest body ``POST /v1/imports`` takes (streamed to a temporary file)."""
     log_format: Literal["auto", "json", "console"] = "auto"
     """``json``, ``console`` or ``auto`` (console on a TTY, JSON lines otherwise)."""
+    reply_dispatch: Literal["on", "off"] = "on"
+    """Whether the service dispatches replies and blacklist pushes through 8x8 (with an 8x8
+    API key in the environment; one dispatcher per deployment)."""
     metrics: Literal["public", "key"] = "public"
     """Who may read ``/metrics``: anyone (``public``), or only a key with the ``metrics`` scope
     or an operator key (``key``)."""

@@ -22,6 +22,21 @@ ReviewAction = Literal["opt_out", "dismiss", "assign", "accept"]
 METHODS: tuple[Method, ...] = ("8x8-webhook", "automation-http", "api", "import", "admin")
 
 
+ReplyKind = Literal["opt_out", "opt_in", "help"]
+Region = Literal["ap", "us", "eu", "id"]
+
+
+class ReplyIntent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A reply an entry asks for: what (``kind``), through which subaccount, with the reply
+    settings of the ``replies.configured`` entry at ``settings`` (projections/eightxeight)."""
+
+    kind: ReplyKind
+    subaccount: str
+    settings: int
+    deadline: str
+    """Nothing is sent after this time (the provider timestamp plus 5 minutes)."""
+
+
 class _Event(
     msgspec.Struct, frozen=True, tag_field="type", omit_defaults=True, kw_only=True, gc=False
 ):
@@ -57,6 +72,13 @@ class ConsentRevoked(_Event, frozen=True, tag="consent.revoked"):
     """Who recorded it, set by the server: ``key:<id>`` of the API key, or ``cli:<user>``."""
     claimed_actor: str | None = None
     """Who the client said performed it: a claim, shown as such, never trusted."""
+    destination: str | None = None
+    """The number the person texted (the 8x8 message's ``destination``), when known."""
+    reply: ReplyIntent | None = None
+    """The reply this entry asks for (a confirmation or a HELP answer), decided at intake."""
+    blacklist: bool = False
+    """Push the number to 8x8's account blacklist (a tenant-wide opt-out of a tenant that syncs
+    it), after the confirmation was sent or expired."""
 
 
 class ConsentGranted(_Event, frozen=True, tag="consent.granted"):
@@ -77,6 +99,10 @@ class ConsentGranted(_Event, frozen=True, tag="consent.granted"):
     """Who the client said performed it: a claim, never trusted."""
     resolves: int | None = None
     """Position of the review item this opt-in resolves (an accepted imported opt-in)."""
+    destination: str | None = None
+    """The number the person texted (the 8x8 message's ``destination``), when known."""
+    reply: ReplyIntent | None = None
+    """The reply this entry asks for (a confirmation or a HELP answer), decided at intake."""
 
 
 class HelpRequested(_Event, frozen=True, tag="help.requested"):
@@ -92,6 +118,10 @@ class HelpRequested(_Event, frozen=True, tag="help.requested"):
     """Who recorded it, set by the server (see ``ConsentRevoked.recorded_by``)."""
     claimed_actor: str | None = None
     """Who the client said performed it: a claim, never trusted."""
+    destination: str | None = None
+    """The number the person texted (the 8x8 message's ``destination``), when known."""
+    reply: ReplyIntent | None = None
+    """The reply this entry asks for (a confirmation or a HELP answer), decided at intake."""
 
 
 class ReviewFlagged(_Event, frozen=True, tag="review.flagged"):
@@ -180,6 +210,110 @@ class EvidenceErased(_Event, frozen=True, tag="evidence.erased"):
     """Set for a retention run: evidence of entries superseded before this time was erased."""
 
 
+class RepliesConfigured(_Event, frozen=True, tag="replies.configured"):
+    """A subaccount's replies through 8x8's SMS API (a full snapshot; every template ``None``:
+    replies off). Templates were validated (projections.eightxeight.templates)."""
+
+    opt_out: str | None
+    help: str | None
+    opt_in: str | None
+    sender: str | None
+    """The sender when the entry does not keep the number the person texted."""
+    region: Region
+    numbers: tuple[str, ...]
+    """The virtual numbers this subaccount owns (E.164): an opt-out whose subaccount was not
+    resolved is answered through the subaccount that owns the number texted."""
+    actor: str
+
+
+class WorkflowPushed(_Event, frozen=True, tag="8x8.workflow"):
+    """An Automation Builder definition created or updated for a subaccount through 8x8's
+    Automation API (the next push updates ``definition_id``)."""
+
+    account: str
+    definition_id: str
+    channel: str
+    mode: str
+    url: str
+    document_sha256: str
+    created: bool
+    actor: str
+
+
+class BlacklistConfigured(_Event, frozen=True, tag="blacklist.configured"):
+    """The tenant's sync of tenant-wide opt-outs to 8x8's account blacklist (a full snapshot)."""
+
+    enabled: bool
+    account: str | None
+    region: Region
+    actor: str
+
+
+class ReplyAttempted(_Event, frozen=True, tag="reply.attempted"):
+    """The dispatcher is about to call 8x8 for the reply that the entry at ``position`` asks
+    for (``action`` ``blacklist``: its push to the account blacklist); ``attempt`` counts from
+    1."""
+
+    position: int
+    attempt: int
+    action: str = "reply"
+
+
+class ReplySent(_Event, frozen=True, tag="reply.sent"):
+    """8x8 took the reply (or blacklist push) for ``position``: its ``umid`` when it gave one;
+    ``via`` ``receipt`` when a delivery receipt settled an uncertain one."""
+
+    position: int
+    umid: str | None = None
+    via: str = "api"
+    state: str | None = None
+    action: str = "reply"
+    settles: int | None = None
+    """The ``reply.uncertain`` entry a delivery receipt settled (its review item closes)."""
+
+
+class ReplyFailed(_Event, frozen=True, tag="reply.failed"):
+    """8x8 refused the reply for ``position`` (its error ``code``) or reported it
+    undeliverable; never retried."""
+
+    position: int
+    code: str
+    message: str
+    via: str = "api"
+    action: str = "reply"
+    settles: int | None = None
+    """The ``reply.uncertain`` entry a delivery receipt settled (its review item closes)."""
+
+
+class ReplyDeferred(_Event, frozen=True, tag="reply.deferred"):
+    """Attempt ``attempt`` for ``position`` provably did not reach 8x8 (no connection, or
+    429/503 with ``Retry-After``): another attempt may follow, not before ``retry_at``."""
+
+    position: int
+    attempt: int
+    reason: str
+    retry_at: str
+    action: str = "reply"
+
+
+class ReplyUncertain(_Event, frozen=True, tag="reply.uncertain"):
+    """Whether 8x8 took the reply for ``position`` is unknown: never sent again; a delivery
+    receipt settles it, or a person closes it in the review queue."""
+
+    position: int
+    reason: str
+    action: str = "reply"
+
+
+class ReplyExpired(_Event, frozen=True, tag="reply.expired"):
+    """The reply for ``position`` was not sent: its deadline passed, or (``reason``) it was
+    not due (a repeat opt-out found when it was to be sent)."""
+
+    position: int
+    reason: str = "the deadline passed"
+    action: str = "reply"
+
+
 Event = (
     ConsentRevoked
     | ConsentGranted
@@ -190,6 +324,15 @@ Event = (
     | SubaccountConfigured
     | TenantConfigured
     | EvidenceErased
+    | RepliesConfigured
+    | WorkflowPushed
+    | BlacklistConfigured
+    | ReplyAttempted
+    | ReplySent
+    | ReplyFailed
+    | ReplyDeferred
+    | ReplyUncertain
+    | ReplyExpired
 )
 """Every event the log can hold."""
 
@@ -203,6 +346,15 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
     SubaccountConfigured,
     TenantConfigured,
     EvidenceErased,
+    RepliesConfigured,
+    WorkflowPushed,
+    BlacklistConfigured,
+    ReplyAttempted,
+    ReplySent,
+    ReplyFailed,
+    ReplyDeferred,
+    ReplyUncertain,
+    ReplyExpired,
 )
 
 

@@ -28,6 +28,7 @@ from ledger.checkpoint_log import CheckpointRecord
 from ledger.store import Appended, Draft, StoredEntry
 from projections.config import PolicyConflict, SubaccountSettings
 from projections.decisions import BulkStates, Decision
+from projections.eightxeight.outbox import OutboxCounts, Reply
 from projections.review import ReviewItem
 from projections.timeline import Interval
 
@@ -186,6 +187,33 @@ class ReadView(Protocol):
 
     def review_backlog(self) -> list[ReviewBacklog]:
         """Open review items per kind across all tenants (kinds with none left out)."""
+        ...
+
+    def entries_of_types(
+        self, tenant: str, types: Sequence[str], *, subaccount: str | None = None
+    ) -> list[StoredEntry]:
+        """Every entry of ``tenant`` whose type is one of ``types`` (rare types only: never
+        ``consent.revoked``, ``consent.granted``, ``help.requested``, ``review.flagged``), of
+        ``subaccount`` when given, in position order (``ValueError`` for a high-volume type)."""
+        ...
+
+    # -- the outbox (projections.eightxeight.outbox) -----------------------------------------
+    def open_replies(self, *, after: int = 0, limit: int = 100) -> list[Reply]:
+        """Up to ``limit`` outbox rows in an open state (pending, attempted, deferred) with
+        position > ``after``, oldest first, across tenants."""
+        ...
+
+    def replies_at(self, position: int) -> list[Reply]:
+        """The outbox rows (reply, blacklist) of the entry at ``position``."""
+        ...
+
+    def reply_for_message(self, tenant: str, event_id: str) -> Reply | None:
+        """The reply row of ``tenant`` whose ``clientMessageId`` (the answered entry's event
+        id) is ``event_id``."""
+        ...
+
+    def outbox_counts(self) -> OutboxCounts:
+        """Outbox rows per action and state, and the oldest open row's recorded time."""
         ...
 
     # -- operations --------------------------------------------------------------------------

@@ -225,6 +225,11 @@ def _target(
     received_on: str | None,
 ) -> str | None:
     """The subaccount the resolution opts out of (``None`` for dismiss), validated."""
+    if item.kind == "reply" and action != "dismiss":
+        raise InvalidInput(
+            "an uncertain reply is closed with dismiss: it is never sent again, and whether 8x8 "
+            "took it stays unknown unless a delivery receipt arrives"
+        )
     if action == "dismiss":
         if subaccount is not None:
             raise InvalidInput("dismiss takes no subaccount (it changes no consent)")
@@ -305,6 +310,8 @@ def _opt_out(
 def _notes(
     item: ReviewItem, action: ReviewAction, target: str | None, narrow: bool
 ) -> tuple[str, ...]:
+    if item.kind == "reply":
+        return ("dismissed: the reply is never sent again; consent is unchanged",)
     if item.kind == "flagged":
         if target is None:
             return ("dismissed: consent is unchanged",)

@@ -405,12 +405,16 @@ def review_view(
     )
 
 
+_ACTIONS = {"flagged": ["opt_out", "dismiss"], "reply": ["dismiss"]}
+"""What a review item of each kind accepts (an uncertain reply is only ever dismissed)."""
+
+
 def _actions(item: ReviewItem, stored: StoredEntry | None) -> list[str]:
     """The resolutions an item takes (``accept`` for an imported opt-in held for review)."""
     event = stored.entry.event if stored is not None else None
     if isinstance(event, ReviewFlagged) and event.withheld == "opt_in":
         return ["accept", "dismiss", "opt_out"]
-    return ["opt_out", "dismiss"] if item.kind == "flagged" else ["assign", "dismiss"]
+    return _ACTIONS.get(item.kind, ["assign", "dismiss"])
 
 
 _QUEUE_EXAMPLE = {

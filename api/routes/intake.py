@@ -34,13 +34,14 @@ from api import metrics, payloads, quarantine
 from api.auth import tenant_of
 from api.keys import Principal
 from api.limits import MAX_FIELD_CHARS, MAX_ID_CHARS, MAX_TEXT_CHARS
-from api.payloads import ConsentFields, Ignored, InboundMessage, Unreadable
+from api.payloads import ConsentFields, Ignored, InboundMessage, Receipt, Unreadable
 from api.quarantine import QuarantinedBody, Received
 from api.state import Services, services_of
 from ledger.entries import Evidence, body_evidence
 from ledger.errors import InvalidInput
 from ledger.keywords import MAX_KEYWORD_LENGTH
 from ledger.timefmt import normalize_time
+from projections.eightxeight import receipts
 from projections.ids import client_key, message_key, umid_key, usable_id
 from projections.intake import (
     IntakeRequest,
@@ -363,6 +364,17 @@ def _prepare_webhook(services: Services, hook: Hook) -> WebhookOutcome | Prepare
     if isinstance(message, Ignored):
         metrics.WEBHOOK_OUTCOMES.labels("ignored").inc()
         return WebhookSkipped(outcome="ignored", position=None, reason=message.reason)
+    if isinstance(message, Receipt):
+        metrics.WEBHOOK_OUTCOMES.labels("ignored").inc()
+        reason = receipts.settle(
+            services.ledger,
+            tenant_of(hook.principal),
+            client_message_id=message.client_message_id,
+            umid=message.umid,
+            state=message.state,
+            error_code=message.error_code,
+        )
+        return WebhookSkipped(outcome="ignored", position=None, reason=reason)
     request = _webhook_request(tenant_of(hook.principal), message, hook)
     if request is None:
         return _quarantined(services, hook, "no usable number (msisdn)")
@@ -408,6 +420,7 @@ def _webhook_request(
         ),
         register_subaccount=True,
         recorded_by=hook.principal.actor,
+        destination=message.destination,
     )
 
 

@@ -30,6 +30,7 @@ from ledger.store import Appended, StoredEntry
 from projections.config import PolicyConflict, SubaccountSettings
 from projections.decisions import BulkStates, Decision, Fact, State, UnknownRule, decision
 from projections.decisions import unknown_rule as rule_of
+from projections.eightxeight.outbox import OutboxCounts, Reply
 from projections.read_model import (
     Decide,
     Evidence,
@@ -39,6 +40,7 @@ from projections.read_model import (
     ReviewBacklog,
 )
 from projections.review import ReviewItem
+from projections.sqlite import outbox
 from projections.sqlite.projectors import policy_version_conflicts
 from projections.timeline import Interval, TimelineFact, intervals_from
 
@@ -111,6 +113,7 @@ _REVIEW_COLUMNS = (
 )
 _REVIEW_NAMES = [c.strip() for c in _REVIEW_COLUMNS.split(",")]
 _TARGETING = ("entry.retracted", "review.resolved")
+_HIGH_VOLUME = ("consent.revoked", "consent.granted", "help.requested", "review.flagged")
 _ENCODE = msgspec.json.Encoder().encode
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -496,6 +499,45 @@ class SqliteView:
                 (tenant, subaccount, tenant),
             ).fetchall()
         )
+
+    @_readable
+    def entries_of_types(
+        self, tenant: str, types: Sequence[str], *, subaccount: str | None = None
+    ) -> list[StoredEntry]:
+        """Every entry of ``tenant`` of one of ``types`` (rare types), in position order."""
+        common = set(types) & set(_HIGH_VOLUME)
+        if common:
+            raise ValueError(f"not a rare entry type: {sorted(common)}")
+        where = "" if subaccount is None else " AND subaccount = ?"
+        params = [_json(list(types)), tenant] + ([] if subaccount is None else [subaccount])
+        return _stored(
+            self._conn.execute(
+                "SELECT position, entry, leaf_hash FROM log WHERE type IN "  # noqa: S608
+                f"(SELECT value FROM json_each(?)) AND {RARE_TYPES} AND +tenant = ?{where} "
+                "ORDER BY position",
+                params,
+            ).fetchall()
+        )
+
+    @_readable
+    def open_replies(self, *, after: int = 0, limit: int = 100) -> list[Reply]:
+        """Open outbox rows after ``after``, oldest first."""
+        return outbox.open_replies(self._conn, after=after, limit=limit)
+
+    @_readable
+    def replies_at(self, position: int) -> list[Reply]:
+        """The outbox rows of the entry at ``position``."""
+        return outbox.replies_at(self._conn, position)
+
+    @_readable
+    def reply_for_message(self, tenant: str, event_id: str) -> Reply | None:
+        """The reply row whose ``clientMessageId`` is ``event_id``."""
+        return outbox.reply_for_message(self._conn, tenant, event_id)
+
+    @_readable
+    def outbox_counts(self) -> OutboxCounts:
+        """Outbox rows per action and state, and the oldest open one's recorded time."""
+        return outbox.outbox_counts(self._conn)
 
     @_readable
     def evidence(self, positions: Sequence[int]) -> Evidence:
