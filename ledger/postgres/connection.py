@@ -33,8 +33,8 @@ KEEPALIVES = {
     "keepalives_count": "3",
 }
 DEFAULT_POOL_SIZE = 4
-"""Reading connections per process (plus one writer and, on the runner, one lease session):
-3 nodes x 2 workers stay far below PostgreSQL's default ``max_connections`` of 100."""
+"""Reading connections per process (plus one writer, one clock and, on the runner, one lease
+session): 3 nodes x 2 workers stay far below PostgreSQL's default ``max_connections`` of 100."""
 POOL_WAIT_SECONDS = 10.0
 
 Connection = psycopg.Connection[tuple[Any, ...]]

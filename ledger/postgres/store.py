@@ -109,6 +109,8 @@ class PgLogStore:
         self._write_lock = self.group_commit.write_lock
         self._leases: dict[str, SessionLease] = {}
         self._leases_lock = threading.Lock()
+        self._clock_conn: Connection | None = None
+        self._clock_lock = threading.Lock()
 
     @property
     def projectors(self) -> list[Projector[Connection]]:
@@ -127,7 +129,12 @@ class PgLogStore:
         return self._injected_clock or self._database_now
 
     def _database_now(self) -> datetime:
-        with self.reader() as conn, unavailable_on_driver_error("cannot read the clock"):
+        """Read on a connection of its own, never a pooled one: a caller holding pooled
+        connections (a snapshot) that asks for the time must not wait for another."""
+        with self._clock_lock, unavailable_on_driver_error("cannot read the clock"):
+            conn = self._clock_conn
+            if conn is None or conn.closed or conn.broken:
+                conn = self._clock_conn = connect(self.url)
             return database_now(conn)
 
     # -- reads -----------------------------------------------------------------------------
@@ -277,6 +284,9 @@ class PgLogStore:
             lease.release()
         with suppress(psycopg.Error):
             self._writer.conn.close()
+        with self._clock_lock, suppress(psycopg.Error):
+            if self._clock_conn is not None:
+                self._clock_conn.close()
         self._pool.close()
 
 

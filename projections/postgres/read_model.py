@@ -1,0 +1,563 @@
+"""The PostgreSQL read model and unit of work (``projections.read_model``): every query of the
+projections, the audit trail, the review queue, operations and tamper evidence.
+
+Beyond the port:
+- A single decision is one statement (one round trip): the deciding fact and the subaccount's
+  settings as known then and in force then, read together.
+- Bulk decisions run as a fixed number of statements whatever the number of msisdns (arrays,
+  ``= ANY``/``unnest``): as known at the consent projection's position (the log head) they read
+  ``consent_current`` and fall back to the full bitemporal query, for the numbers concerned, only
+  where a current fact is dated after the valid time asked about; as known at an earlier
+  position they use the full query.
+- ``snapshot()`` is one ``REPEATABLE READ`` read-only transaction that first takes a shared lock
+  on every projection table (one round trip with its head): a rebuild's swap
+  (``projections.postgres.rebuild``) either commits before the snapshot is taken, or waits for
+  the snapshot to end, so a snapshot never reads a table its own state cannot see.
+- A driver error meaning the database cannot answer now is raised as ``StoreUnavailable``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from functools import lru_cache
+from typing import cast
+
+import msgspec
+import psycopg
+from psycopg.pq import TransactionStatus
+
+from ledger import tree
+from ledger.checkpoint_log import CheckpointRecord
+from ledger.keywords import KeywordChanges
+from ledger.postgres.connection import Connection, unavailable_on_driver_error
+from ledger.postgres.migrate import pending
+from ledger.postgres.records import CheckpointTable
+from ledger.postgres.store import (
+    RARE_TYPES,
+    TARGET_POSITION,
+    PgLogStore,
+    evidence_of,
+    head_of,
+    stored,
+)
+from ledger.postgres.tree import Nodes
+from ledger.store import Appended, StoredEntry
+from projections.config import PolicyConflict, SubaccountSettings
+from projections.decisions import BulkStates, Decision, Fact, State, UnknownRule, decision
+from projections.decisions import unknown_rule as rule_of
+from projections.postgres.projectors import policy_version_conflicts
+from projections.postgres.tables import PROJECTION_TABLES
+from projections.read_model import Decide, Evidence, ReadView, ReviewBacklog
+from projections.review import ReviewItem
+from projections.timeline import Interval, TimelineFact, intervals_from
+
+Borrow = Callable[[], AbstractContextManager[Connection]]
+"""Lends a connection for one query: a pooled one, or the one a snapshot or write holds."""
+
+_readable = unavailable_on_driver_error("the ledger cannot be read now")
+
+_FACT = (
+    "SELECT g.position, g.event_id, g.type, g.occurred_at, g.keyword, g.state, g.scope "
+    "FROM consent_facts g WHERE g.tenant = %(tenant)s AND g.msisdn = {msisdn} "
+    "AND g.scope IN (%(subaccount)s, '') AND g.position <= %(position)s "
+    "AND (g.retracted_by IS NULL OR g.retracted_by > %(position)s) AND g.occurred_at <= %(at)s "
+    "ORDER BY g.occurred_at DESC, g.position DESC LIMIT 1"
+)
+_ROW = "position, event_id, type, occurred_at, keyword, state, scope"
+_SETTINGS_COLUMNS = (
+    "tenant, subaccount, default_region, mode, unknown, keywords, policy_version, position, "
+    "occurred_at"
+)
+_SETTINGS_NAMES = [c.strip() for c in _SETTINGS_COLUMNS.split(",")]
+_WIDTH = len(_SETTINGS_NAMES)
+_VERSION = (
+    f"SELECT {_SETTINGS_COLUMNS} FROM subaccount_versions "  # noqa: S608
+    "WHERE tenant = %(tenant)s AND subaccount = %(subaccount)s AND position <= %(position)s "
+    "{at}ORDER BY occurred_at DESC, position DESC LIMIT 1"
+)
+# The subaccount's settings as known at the position (any valid time) and in force at the valid
+# time: what the ``unknown`` rule needs (``projections.decisions.unknown_rule``).
+_RULE = (
+    "LEFT JOIN LATERAL ("
+    + _VERSION.format(at="")
+    + ") AS k ON true LEFT JOIN LATERAL ("
+    + _VERSION.format(at="AND occurred_at <= %(at)s ")
+    + ") AS i ON true"
+)
+_DECIDE = (
+    "SELECT f.*, k.*, i.* FROM (SELECT) AS one "  # noqa: S608
+    f"LEFT JOIN LATERAL ({_FACT.format(msisdn='%(msisdn)s')}) AS f ON true {_RULE}"
+)
+_UNKNOWN_RULE = f"SELECT k.*, i.* FROM (SELECT) AS one {_RULE}"  # noqa: S608
+_CURRENT = (
+    "SELECT msisdn, occurred_at, position, state FROM consent_current WHERE tenant = %s "
+    "AND msisdn = ANY(%s::text[]) AND scope IN (%s, '')"
+)
+_FULL = (
+    "SELECT n.msisdn, f.position, f.state FROM unnest(%(numbers)s::text[]) AS n(msisdn) "  # noqa: S608
+    f"CROSS JOIN LATERAL ({_FACT.format(msisdn='n.msisdn')}) AS f"
+)
+# The last position recorded at or before a time: a binary search over the dense positions
+# (recorded times never decrease with position), one primary-key look-up per step, in one
+# statement.
+_KNOWN_AT = (
+    "WITH RECURSIVE s (lo, hi) AS ("
+    " SELECT 0::bigint, (SELECT coalesce(max(position), 0) FROM log)"
+    " UNION ALL"
+    " SELECT CASE WHEN l.recorded_at <= %(at)s THEN (s.lo + s.hi + 1) / 2 ELSE s.lo END,"
+    "  CASE WHEN l.recorded_at <= %(at)s THEN s.hi ELSE (s.lo + s.hi + 1) / 2 - 1 END"
+    " FROM s JOIN log l ON l.position = (s.lo + s.hi + 1) / 2 WHERE s.lo < s.hi"
+    ") SELECT lo FROM s WHERE lo >= hi"
+)
+_REVIEW_COLUMNS = (
+    "position, kind, subaccount, msisdn, keyword, occurred_at, recorded_at, closed_by, closed_how"
+)
+_REVIEW_NAMES = [c.strip() for c in _REVIEW_COLUMNS.split(",")]
+_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+_LOCK = f"LOCK TABLE {', '.join(PROJECTION_TABLES)} IN ACCESS SHARE MODE"
+
+
+class PgView:
+    """The port's ``ReadView`` on the connections ``borrow`` lends: the one a snapshot or a
+    write transaction holds (every query sees that state), or a pooled one per query (the
+    ``PgReadModel``)."""
+
+    def __init__(self, borrow: Borrow, head: int | None = None) -> None:
+        self._borrow = borrow
+        self._head = head
+
+    @_readable
+    def head(self) -> int:
+        """The newest log position this view sees (0 for an empty log)."""
+        if self._head is not None:
+            return self._head
+        with self._borrow() as conn:
+            return head_of(conn)
+
+    # -- configuration ----------------------------------------------------------------------
+    @_readable
+    def settings(
+        self, tenant: str, subaccount: str, *, position: int | None = None, at: str | None = None
+    ) -> SubaccountSettings | None:
+        """Settings of ``subaccount`` as known at ``position`` and in force at valid time ``at``."""
+        query = _VERSION.format(at="" if at is None else "AND occurred_at <= %(at)s ")
+        if position is None:
+            query = query.replace("AND position <= %(position)s ", "")
+        params = {"tenant": tenant, "subaccount": subaccount, "position": position, "at": at}
+        with self._borrow() as conn:
+            row = conn.execute(query, params).fetchone()
+        return None if row is None else _settings(row)
+
+    @_readable
+    def subaccounts(self, tenant: str) -> list[SubaccountSettings]:
+        """The current settings of every known subaccount of ``tenant``, by id."""
+        with self._borrow() as conn:
+            rows = conn.execute(
+                f"SELECT DISTINCT ON (subaccount) {_SETTINGS_COLUMNS} FROM subaccount_versions "  # noqa: S608
+                "WHERE tenant = %s ORDER BY subaccount, position DESC",
+                (tenant,),
+            ).fetchall()
+        return [_settings(r) for r in rows]
+
+    @_readable
+    def revoke_all(self, tenant: str) -> bool:
+        """Whether ``tenant`` currently has ``revoke_all`` on (off unless configured)."""
+        with self._borrow() as conn:
+            row = conn.execute(
+                "SELECT revoke_all FROM tenant_versions WHERE tenant = %s "
+                "ORDER BY position DESC LIMIT 1",
+                (tenant,),
+            ).fetchone()
+        return bool(row and row[0])
+
+    @_readable
+    def tenant_region(self, tenant: str) -> str | None:
+        """The default region ``tenant`` currently has (none unless configured)."""
+        with self._borrow() as conn:
+            row = conn.execute(
+                "SELECT default_region FROM tenant_versions WHERE tenant = %s "
+                "ORDER BY position DESC LIMIT 1",
+                (tenant,),
+            ).fetchone()
+        return None if row is None else cast(str | None, row[0])
+
+    # -- decisions and timelines -------------------------------------------------------------
+    @_readable
+    def decide(self, tenant: str, subaccount: str, msisdn: str, at: str, known_at: int) -> Decision:
+        """The decision for one number: one statement."""
+        params = {
+            "tenant": tenant,
+            "subaccount": subaccount,
+            "msisdn": msisdn,
+            "at": at,
+            "position": known_at,
+        }
+        with self._borrow() as conn:
+            row = conn.execute(_DECIDE, params).fetchone()
+        assert row is not None  # LEFT JOINs on one row
+        fact = None if row[0] is None else cast(Fact, row[:7])
+        return decision(fact, _rule(row[7:]), at, known_at)
+
+    @_readable
+    def decide_many(
+        self, tenant: str, subaccount: str, msisdns: Sequence[str], at: str, known_at: int
+    ) -> dict[str, Decision]:
+        """Decisions for many E.164 numbers at once; keyed by msisdn."""
+        distinct = list(dict.fromkeys(msisdns))
+        with self._borrow() as conn:
+            found = _deciding_facts(conn, tenant, subaccount, distinct, at, known_at)
+            rows = conn.execute(
+                f"SELECT {_ROW} FROM consent_facts WHERE position = ANY(%s::bigint[])",  # noqa: S608
+                ([position for position, _ in found.values()],),
+            ).fetchall()
+            unknown = _unknown_rule(conn, tenant, subaccount, at, known_at)
+        by_position: dict[int, Fact] = {int(r[0]): cast(Fact, r) for r in rows}
+        return {
+            m: decision(by_position[found[m][0]] if m in found else None, unknown, at, known_at)
+            for m in distinct
+        }
+
+    @_readable
+    def states_many(
+        self, tenant: str, subaccount: str, msisdns: Sequence[str], at: str, known_at: int
+    ) -> BulkStates:
+        """The states ``decide_many`` would give (allowed and state, not who decided or why)."""
+        with self._borrow() as conn:
+            found = _deciding_facts(conn, tenant, subaccount, msisdns, at, known_at)
+            unknown = _unknown_rule(conn, tenant, subaccount, at, known_at)
+        states: dict[str, State] = {m: state for m, (_, state) in found.items()}
+        return BulkStates(states, unknown.allow, unknown.known)
+
+    @_readable
+    def intervals(self, tenant: str, subaccount: str, msisdn: str, known_at: int) -> list[Interval]:
+        """The consent intervals of (subaccount, msisdn) as known at position ``known_at``."""
+        with self._borrow() as conn:
+            rows = conn.execute(
+                "SELECT position, occurred_at, state, scope FROM consent_facts WHERE tenant = %s "
+                "AND msisdn = %s AND scope IN (%s, '') AND position <= %s "
+                "AND (retracted_by IS NULL OR retracted_by > %s) ORDER BY occurred_at, position",
+                (tenant, msisdn, subaccount, known_at, known_at),
+            ).fetchall()
+        return intervals_from(cast(list[TimelineFact], rows))
+
+    @_readable
+    def position_known_at(self, recorded_at: str) -> int:
+        """The last log position recorded at or before ``recorded_at`` (0 if none): a binary
+        search in one statement (``recorded_at`` never decreases with position, a guarantee
+        ``verify`` checks, and positions are dense)."""
+        with self._borrow() as conn:
+            row = conn.execute(_KNOWN_AT, {"at": recorded_at}).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    # -- entries and evidence ----------------------------------------------------------------
+    @_readable
+    def entries_at(self, positions: Sequence[int]) -> list[StoredEntry]:
+        """The entries at ``positions`` that exist, in position order."""
+        with self._borrow() as conn:
+            return stored(
+                conn.execute(
+                    "SELECT position, entry, leaf_hash FROM log "
+                    "WHERE position = ANY(%s::bigint[]) ORDER BY position",
+                    (list(positions),),
+                ).fetchall()
+            )
+
+    @_readable
+    def number_entries(self, tenant: str, msisdn: str) -> list[StoredEntry]:
+        """Every entry of ``tenant`` about ``msisdn``, in position order."""
+        with self._borrow() as conn:
+            return stored(
+                conn.execute(
+                    "SELECT position, entry, leaf_hash FROM log WHERE tenant = %s "
+                    "AND msisdn = %s ORDER BY position",
+                    (tenant, msisdn),
+                ).fetchall()
+            )
+
+    @_readable
+    def targeting_entries(self, tenant: str, positions: Sequence[int]) -> list[StoredEntry]:
+        """The retractions and review resolutions of ``tenant`` targeting ``positions``."""
+        if not positions:
+            return []
+        with self._borrow() as conn:
+            return stored(
+                conn.execute(
+                    # by type (rare entries, their partial index), never every entry of the tenant
+                    "SELECT position, entry, leaf_hash FROM log "  # noqa: S608
+                    "WHERE type IN ('entry.retracted', 'review.resolved') "
+                    f"AND {RARE_TYPES} AND tenant = %s "
+                    f"AND {TARGET_POSITION} = ANY(%s::bigint[]) ORDER BY position",
+                    (tenant, list(positions)),
+                ).fetchall()
+            )
+
+    @_readable
+    def configuration_entries(self, tenant: str, subaccount: str) -> list[StoredEntry]:
+        """The configuration entries of ``subaccount`` and of ``tenant``, in position order."""
+        with self._borrow() as conn:
+            return stored(
+                conn.execute(
+                    # two searches by type (rare entries), never a pass over the tenant's entries
+                    "SELECT position, entry, leaf_hash FROM log "  # noqa: S608
+                    f"WHERE type = 'subaccount.configured' AND {RARE_TYPES} "
+                    "AND tenant = %s AND subaccount = %s UNION ALL "
+                    "SELECT position, entry, leaf_hash FROM log "
+                    f"WHERE type = 'tenant.configured' AND {RARE_TYPES} AND tenant = %s "
+                    "ORDER BY position",
+                    (tenant, subaccount, tenant),
+                ).fetchall()
+            )
+
+    @_readable
+    def evidence(self, positions: Sequence[int]) -> Evidence:
+        """The evidence rows of ``positions`` (see ``Evidence``)."""
+        if not positions:
+            return {}
+        with self._borrow() as conn:
+            return evidence_of(conn, positions)
+
+    # -- review queue ------------------------------------------------------------------------
+    @_readable
+    def review_item(self, tenant: str, position: int) -> ReviewItem | None:
+        """The review item at ``position`` of ``tenant``, open or closed."""
+        with self._borrow() as conn:
+            row = conn.execute(
+                f"SELECT {_REVIEW_COLUMNS} FROM review_items "  # noqa: S608
+                "WHERE tenant = %s AND position = %s",
+                (tenant, position),
+            ).fetchone()
+        return None if row is None else _review_item(row)
+
+    @_readable
+    def open_review_items(
+        self, tenant: str, *, after: int = 0, limit: int = 1000
+    ) -> list[ReviewItem]:
+        """Up to ``limit`` open items of ``tenant`` with position > ``after``, oldest first."""
+        with self._borrow() as conn:
+            rows = conn.execute(
+                f"SELECT {_REVIEW_COLUMNS} FROM review_items WHERE tenant = %s "  # noqa: S608
+                "AND closed_by IS NULL AND position > %s ORDER BY position LIMIT %s",
+                (tenant, after, limit),
+            ).fetchall()
+        return [_review_item(r) for r in rows]
+
+    @_readable
+    def review_backlog(self) -> list[ReviewBacklog]:
+        """Open review items per kind across all tenants (kinds with none left out)."""
+        with self._borrow() as conn:
+            rows = conn.execute(
+                "SELECT kind, count(*), min(recorded_at) FROM review_items "
+                "WHERE closed_by IS NULL GROUP BY kind ORDER BY kind"
+            ).fetchall()
+        return [ReviewBacklog(str(kind), int(n), str(oldest)) for kind, n, oldest in rows]
+
+    # -- operations --------------------------------------------------------------------------
+    @_readable
+    def projection_positions(self) -> dict[str, int]:
+        """The last log position each projection has applied, by projection name."""
+        with self._borrow() as conn:
+            rows = conn.execute(
+                "SELECT name, position FROM projection_positions ORDER BY name"
+            ).fetchall()
+        return {str(name): int(position) for name, position in rows}
+
+    @_readable
+    def quarantine_size(self) -> int:
+        """Webhook bodies in quarantine, across all tenants."""
+        with self._borrow() as conn:
+            row = conn.execute("SELECT count(*) FROM quarantine").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    @_readable
+    def policy_version_conflicts(self) -> list[PolicyConflict]:
+        """See the port."""
+        with self._borrow() as conn:
+            return policy_version_conflicts(conn)
+
+    @_readable
+    def pending_migrations(self) -> list[str]:
+        """Names of the schema migrations not yet applied."""
+        with self._borrow() as conn:
+            return [m.name for m in pending(conn)]
+
+    # -- tamper evidence ---------------------------------------------------------------------
+    @_readable
+    def latest_checkpoint(self) -> CheckpointRecord | None:
+        """The newest signed checkpoint."""
+        with self._borrow() as conn:
+            return CheckpointTable(conn).latest()
+
+    @_readable
+    def checkpoints_since(self, size: int, limit: int) -> list[CheckpointRecord]:
+        """Up to ``limit`` checkpoints of size >= ``size``, oldest first."""
+        with self._borrow() as conn:
+            return CheckpointTable(conn).since(size, limit)
+
+    @_readable
+    def tree_size(self) -> int:
+        """The number of leaves in the Merkle tree."""
+        with self._borrow() as conn:
+            return Nodes(conn).size()
+
+    @_readable
+    def inclusion_proof(self, position: int, size: int) -> list[bytes]:
+        """The RFC 9162 inclusion proof of ``position`` in the tree of ``size`` leaves (nodes
+        of a tree never change once written: no snapshot is needed)."""
+        with self._borrow() as conn:
+            return tree.inclusion_proof(Nodes(conn), position, size)
+
+    @_readable
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """The RFC 9162 consistency proof from the tree of ``first`` to that of ``second``."""
+        with self._borrow() as conn:
+            return tree.consistency_proof(Nodes(conn), first, second)
+
+
+class PgReadModel(PgView):
+    """The port's ``ReadModel`` on a ``PgLogStore``: each query on a pooled connection (its own
+    statement snapshot; the bulk decisions, which take several statements, in a snapshot of
+    their own), or several in one ``snapshot()``."""
+
+    def __init__(self, store: PgLogStore) -> None:
+        super().__init__(store.reader)
+        self._store = store
+
+    @contextmanager
+    def snapshot(self) -> Iterator[ReadView]:
+        """A view answering every query from one consistent state (see the module)."""
+        with self._store.reader() as conn:
+            try:
+                with unavailable_on_driver_error("the ledger cannot be read now"):
+                    head = _begin_snapshot(conn)
+                yield PgView(lambda: nullcontext(conn), head=head)
+            finally:
+                _end_snapshot(conn)
+
+    def decide_many(
+        self, tenant: str, subaccount: str, msisdns: Sequence[str], at: str, known_at: int
+    ) -> dict[str, Decision]:
+        """Decisions for many numbers (in a snapshot of their own)."""
+        with self.snapshot() as view:
+            return view.decide_many(tenant, subaccount, msisdns, at, known_at)
+
+    def states_many(
+        self, tenant: str, subaccount: str, msisdns: Sequence[str], at: str, known_at: int
+    ) -> BulkStates:
+        """Bulk states (in a snapshot of their own)."""
+        with self.snapshot() as view:
+            return view.states_many(tenant, subaccount, msisdns, at, known_at)
+
+
+class PgUnitOfWork:
+    """The port's ``UnitOfWork`` on a ``PgLogStore`` (its ``append_built``)."""
+
+    def __init__(self, store: PgLogStore) -> None:
+        self._store = store
+
+    def decide_and_append(self, decide: Decide) -> list[Appended]:
+        """Append what ``decide`` returns, given a view on the append's write transaction."""
+        return self._store.append_built(lambda conn: decide(PgView(lambda: nullcontext(conn))))
+
+
+# -- queries on one connection -----------------------------------------------------------------
+def _begin_snapshot(conn: Connection) -> int:
+    """Open the snapshot on ``conn`` (projection tables locked, see the module); its head. One
+    round trip."""
+    with conn.pipeline():
+        conn.execute(_SNAPSHOT)
+        conn.execute(_LOCK)
+        cur = conn.execute("SELECT coalesce(max(position), 0) FROM log")
+    row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _end_snapshot(conn: Connection) -> None:
+    """End the snapshot on ``conn`` (a lost connection is the pool's to discard)."""
+    status = conn.info.transaction_status
+    if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        with suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
+
+
+def _deciding_facts(
+    conn: Connection, tenant: str, subaccount: str, msisdns: Sequence[str], at: str, known_at: int
+) -> dict[str, tuple[int, State]]:
+    """(position, state) of the fact deciding each number that has one (the rule of
+    ``projections.decisions``)."""
+    if not _current_is_exact(conn, known_at):
+        return _full(conn, tenant, subaccount, msisdns, at, known_at)
+    best: dict[str, tuple[str, int, State]] = {}
+    later: set[str] = set()  # a current fact dated after ``at``: the full query must decide
+    for msisdn, occurred_at, position, state in conn.execute(
+        _CURRENT, (tenant, list(msisdns), subaccount)
+    ):
+        if occurred_at > at:
+            later.add(msisdn)
+            continue
+        seen = best.get(msisdn)
+        if seen is None or (occurred_at, position) > seen[:2]:
+            best[msisdn] = (occurred_at, position, state)
+    found = {m: (position, state) for m, (_, position, state) in best.items() if m not in later}
+    if later:
+        found.update(_full(conn, tenant, subaccount, sorted(later), at, known_at))
+    return found
+
+
+def _current_is_exact(conn: Connection, known_at: int) -> bool:
+    """Whether ``consent_current`` holds the latest facts as known at ``known_at``: it has
+    applied the log up to a position at or before it."""
+    row = conn.execute("SELECT position FROM projection_positions WHERE name = 'consent'")
+    applied = row.fetchone()
+    return applied is not None and known_at >= applied[0]
+
+
+def _full(
+    conn: Connection, tenant: str, subaccount: str, msisdns: Sequence[str], at: str, known_at: int
+) -> dict[str, tuple[int, State]]:
+    """The full bitemporal query (``_FACT``) for each number."""
+    rows = conn.execute(
+        _FULL,
+        {
+            "tenant": tenant,
+            "subaccount": subaccount,
+            "numbers": list(msisdns),
+            "at": at,
+            "position": known_at,
+        },
+    )
+    return {m: (int(position), state) for m, position, state in rows}
+
+
+def _unknown_rule(
+    conn: Connection, tenant: str, subaccount: str, at: str, known_at: int
+) -> UnknownRule:
+    params = {"tenant": tenant, "subaccount": subaccount, "at": at, "position": known_at}
+    row = conn.execute(_UNKNOWN_RULE, params).fetchone()
+    assert row is not None
+    return _rule(row)
+
+
+def _rule(row: Sequence[object]) -> UnknownRule:
+    """The ``unknown`` rule from the settings known then and in force then, side by side."""
+    known, in_force = row[:_WIDTH], row[_WIDTH : 2 * _WIDTH]
+    return rule_of(
+        None if known[0] is None else _settings(tuple(known)),
+        None if in_force[0] is None else _settings(tuple(in_force)),
+    )
+
+
+@lru_cache(maxsize=1024)
+def _settings(row: tuple[object, ...]) -> SubaccountSettings:
+    """Settings from a ``subaccount_versions`` row (memoised: a version row never changes, and
+    the settings are immutable)."""
+    values = dict(zip(_SETTINGS_NAMES, row, strict=True))
+    values["keywords"] = msgspec.json.decode(str(values["keywords"]), type=KeywordChanges)
+    return msgspec.convert(values, SubaccountSettings)
+
+
+def _review_item(row: Sequence[object]) -> ReviewItem:
+    return msgspec.convert(dict(zip(_REVIEW_NAMES, row, strict=True)), ReviewItem)
