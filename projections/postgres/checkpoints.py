@@ -16,8 +16,7 @@ from datetime import datetime
 
 from ledger import checkpoint_log
 from ledger.checkpoint import Signer
-from ledger.checkpoint_log import CheckpointRecord
-from ledger.errors import Conflict
+from ledger.checkpoint_log import CheckpointRecord, check_signer
 from ledger.postgres.connection import Connection, lock_key, unavailable_on_driver_error
 from ledger.postgres.records import CheckpointTable
 from ledger.postgres.store import PgLogStore
@@ -44,7 +43,7 @@ class PgCheckpoints:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(conn, "checkpoints"),))
             table = CheckpointTable(conn)
             before = table.latest()
-            _claim(conn, signer.verifier_key, now)
+            _claim(conn, signer, now)
             record = checkpoint_log.sign(
                 table, Nodes(conn), signer, origin, now, min_interval=min_interval
             )
@@ -52,24 +51,13 @@ class PgCheckpoints:
         return record, created
 
 
-def _claim(conn: Connection, verifier_key: str, now: datetime) -> None:
-    """Make ``verifier_key`` the log's one signing key if it has none yet; ``Conflict`` if it
-    has another (checked under the checkpoint lock)."""
+def _claim(conn: Connection, signer: Signer, now: datetime) -> None:
+    """Make ``signer``'s verifier key the log's one signing key if it has none yet;
+    ``Conflict`` if it has another (``ledger.checkpoint_log.check_signer``, under the
+    checkpoint lock)."""
     row = conn.execute("SELECT verifier_key FROM signer").fetchone()
-    if row is None:
+    if check_signer(None if row is None else str(row[0]), signer):
         conn.execute(
             "INSERT INTO signer (verifier_key, recorded_at) VALUES (%s, %s)",
-            (verifier_key, format_time(now)),
+            (signer.verifier_key, format_time(now)),
         )
-        return
-    if str(row[0]) != verifier_key:
-        raise Conflict(
-            f"this log's checkpoints are signed by key {short_key(str(row[0]))}; refusing to "
-            f"sign with {short_key(verifier_key)} (use the log's signing key)"
-        )
-
-
-def short_key(verifier_key: str) -> str:
-    """A verifier key's short form: its name and key ID (``name+hexid``), without the public
-    key itself."""
-    return "+".join(verifier_key.split("+", 2)[:2])

@@ -13,6 +13,7 @@ from ledger.postgres.connection import DEFAULT_POOL_SIZE
 from ledger.postgres.store import PgLogStore
 from projections.engine import Engine
 from projections.postgres.checkpoints import PgCheckpoints
+from projections.postgres.image import PgImages
 from projections.postgres.projectors import projectors
 from projections.postgres.read_model import PgReadModel, PgUnitOfWork
 from projections.postgres.rebuild import PgMaintenance
@@ -31,4 +32,5 @@ def open_engine(
         unit_of_work=PgUnitOfWork(store),
         maintenance=PgMaintenance(store),
         checkpoints=PgCheckpoints(store),
+        images=PgImages(store),
     )

@@ -7,7 +7,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import msgspec
-from projections.postgres.projectors import projectors
 
 from ledger import tree as pure
 from ledger.image import EvidenceRecord, ImageEntry, Records, SignerRecord, StoreImage
@@ -17,6 +16,7 @@ from ledger.postgres.connection import Connection
 from ledger.postgres.records import CheckpointTable, PgKeys
 from ledger.postgres.store import PgLogStore, head_of
 from ledger.store import Committed, StoredEntry
+from projections.postgres.projectors import projectors
 
 _EVERY = 1 << 62
 
