@@ -2,7 +2,8 @@
 
 - ``ledger`` imports nothing of ours; ``projections`` imports only ``ledger``; only ``api``
   imports litestar;
-- only an adapter (a module under a ``sqlite/`` package) imports the driver, ``sqlite3``;
+- only an adapter (a module under a ``sqlite/`` or ``postgres/`` package) imports a driver
+  (``sqlite3``, ``psycopg``);
 - no module imports a private name (``_x``) of another module of ours.
 
 Read from the installed packages' sources (what the tests run against), without importing them.
@@ -89,14 +90,19 @@ def test_only_api_imports_litestar() -> None:
     assert crossing == []
 
 
-DRIVERS = ("sqlite3", "sqlite_utils")
+DRIVERS = ("sqlite3", "sqlite_utils", "psycopg", "psycopg_pool")
+ADAPTERS = ("/sqlite/", "/postgres/")
+
+
+def _in_adapter(relative: str) -> bool:
+    return any(folder in relative for folder in ADAPTERS)
 
 
 def test_only_adapters_import_the_driver() -> None:
     importing = {
         relative
         for _, relative, tree in MODULES
-        if "/sqlite/" not in relative
+        if not _in_adapter(relative)
         and any(module.split(".")[0] in DRIVERS for module, _ in _imports(tree, relative))
     }
     assert importing == set()
@@ -108,9 +114,9 @@ def test_the_domain_does_not_name_its_adapter() -> None:
     naming = [
         f"{relative} imports {module}"
         for package, relative, tree in MODULES
-        if package in ("ledger",) and "/sqlite/" not in relative
+        if package in ("ledger",) and not _in_adapter(relative)
         for module, _ in _imports(tree, relative)
-        if ".sqlite" in module
+        if ".sqlite" in module or ".postgres" in module
     ]
     assert naming == []
 
@@ -119,7 +125,7 @@ def test_projections_outside_the_adapter_hold_no_sql() -> None:
     holding = [
         relative
         for package, relative, tree in MODULES
-        if package == "projections" and "/sqlite/" not in relative
+        if package == "projections" and not _in_adapter(relative)
         for node in ast.walk(tree)
         if isinstance(node, ast.Attribute) and node.attr in {"execute", "executemany"}
     ]
@@ -145,7 +151,7 @@ def test_nothing_outside_an_adapter_holds_a_connection() -> None:
     holding = [
         f"{relative} calls .{node.func.attr}()"
         for _, relative, tree in MODULES
-        if "/sqlite/" not in relative
+        if not _in_adapter(relative)
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)

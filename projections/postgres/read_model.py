@@ -4,11 +4,11 @@ projections, the audit trail, the review queue, operations and tamper evidence.
 Beyond the port:
 - A single decision is one statement (one round trip): the deciding fact and the subaccount's
   settings as known then and in force then, read together.
-- Bulk decisions run as a fixed number of statements whatever the number of msisdns (arrays,
-  ``= ANY``/``unnest``): as known at the consent projection's position (the log head) they read
-  ``consent_current`` and fall back to the full bitemporal query, for the numbers concerned, only
-  where a current fact is dated after the valid time asked about; as known at an earlier
-  position they use the full query.
+- Bulk decisions are one statement whatever the number of msisdns (arrays, ``= ANY`` and
+  ``unnest``), pipelined with the settings query (one round trip): as known at the consent
+  projection's position (the log head) they read ``consent_current`` and fall back to the full
+  bitemporal query, for the numbers concerned, only where a current fact is dated after the
+  valid time asked about; as known at an earlier position they use the full query.
 - ``snapshot()`` is one ``REPEATABLE READ`` read-only transaction that first takes a shared lock
   on every projection table (one round trip with its head): a rebuild's swap
   (``projections.postgres.rebuild``) either commits before the snapshot is taken, or waits for
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 import msgspec
 import psycopg
@@ -90,13 +90,36 @@ _DECIDE = (
     f"LEFT JOIN LATERAL ({_FACT.format(msisdn='%(msisdn)s')}) AS f ON true {_RULE}"
 )
 _UNKNOWN_RULE = f"SELECT k.*, i.* FROM (SELECT) AS one {_RULE}"  # noqa: S608
-_CURRENT = (
-    "SELECT msisdn, occurred_at, position, state FROM consent_current WHERE tenant = %s "
-    "AND msisdn = ANY(%s::text[]) AND scope IN (%s, '')"
+# The fact deciding each of many numbers, in one statement (``projections.decisions``' rule).
+# ``consent_current`` holds the latest facts as known at the consent projection's position: when
+# that is at or before the position asked about, a number's current facts decide it unless one
+# is dated after the valid time asked about; such numbers, and every number otherwise, take the
+# full bitemporal query. Each gate is an InitPlan: a branch not needed is never run.
+_EXACT = (
+    "(SELECT coalesce((SELECT position <= %(position)s FROM projection_positions "
+    "WHERE name = 'consent'), false))"
 )
-_FULL = (
-    "SELECT n.msisdn, f.position, f.state FROM unnest(%(numbers)s::text[]) AS n(msisdn) "  # noqa: S608
-    f"CROSS JOIN LATERAL ({_FACT.format(msisdn='n.msisdn')}) AS f"
+_DECIDING = (
+    "WITH current AS ("  # noqa: S608
+    " SELECT msisdn, occurred_at, position, state FROM consent_current"
+    f" WHERE {_EXACT} AND tenant = %(tenant)s AND msisdn = ANY(%(numbers)s::text[])"
+    " AND scope IN (%(subaccount)s, '')"
+    "), later AS ("
+    " SELECT msisdn FROM current WHERE occurred_at > %(at)s"
+    "), deciding AS (("
+    " SELECT DISTINCT ON (msisdn) msisdn, position, state FROM current"
+    " WHERE occurred_at <= %(at)s AND msisdn NOT IN (SELECT msisdn FROM later)"
+    " ORDER BY msisdn, occurred_at DESC, position DESC"
+    ") UNION ALL"
+    " SELECT n.msisdn, f.position, f.state FROM unnest(%(numbers)s::text[]) AS n (msisdn)"
+    f" CROSS JOIN LATERAL ({_FACT.format(msisdn='n.msisdn')}) AS f"
+    f" WHERE NOT {_EXACT} OR n.msisdn IN (SELECT msisdn FROM later)"
+    ") "
+)
+_STATES = f"{_DECIDING}SELECT msisdn, state FROM deciding"  # noqa: S608
+_DECISIONS = (
+    f"{_DECIDING}SELECT d.msisdn, f.position, f.event_id, f.type, f.occurred_at, f.keyword, "  # noqa: S608
+    "f.state, f.scope FROM deciding d JOIN consent_facts f ON f.position = d.position"
 )
 # The last position recorded at or before a time: a binary search over the dense positions
 # (recorded times never decrease with position), one primary-key look-up per step, in one
@@ -203,30 +226,22 @@ class PgView:
     def decide_many(
         self, tenant: str, subaccount: str, msisdns: Sequence[str], at: str, known_at: int
     ) -> dict[str, Decision]:
-        """Decisions for many E.164 numbers at once; keyed by msisdn."""
+        """Decisions for many E.164 numbers at once; keyed by msisdn (see the module)."""
         distinct = list(dict.fromkeys(msisdns))
         with self._borrow() as conn:
-            found = _deciding_facts(conn, tenant, subaccount, distinct, at, known_at)
-            rows = conn.execute(
-                f"SELECT {_ROW} FROM consent_facts WHERE position = ANY(%s::bigint[])",  # noqa: S608
-                ([position for position, _ in found.values()],),
-            ).fetchall()
-            unknown = _unknown_rule(conn, tenant, subaccount, at, known_at)
-        by_position: dict[int, Fact] = {int(r[0]): cast(Fact, r) for r in rows}
-        return {
-            m: decision(by_position[found[m][0]] if m in found else None, unknown, at, known_at)
-            for m in distinct
-        }
+            rows, unknown = _bulk(conn, _DECISIONS, tenant, subaccount, distinct, at, known_at)
+        found: dict[str, Fact] = {str(r[0]): cast(Fact, r[1:]) for r in rows}
+        return {m: decision(found.get(m), unknown, at, known_at) for m in distinct}
 
     @_readable
     def states_many(
         self, tenant: str, subaccount: str, msisdns: Sequence[str], at: str, known_at: int
     ) -> BulkStates:
         """The states ``decide_many`` would give (allowed and state, not who decided or why)."""
+        distinct = list(dict.fromkeys(msisdns))
         with self._borrow() as conn:
-            found = _deciding_facts(conn, tenant, subaccount, msisdns, at, known_at)
-            unknown = _unknown_rule(conn, tenant, subaccount, at, known_at)
-        states: dict[str, State] = {m: state for m, (_, state) in found.items()}
+            rows, unknown = _bulk(conn, _STATES, tenant, subaccount, distinct, at, known_at)
+        states: dict[str, State] = {str(m): state for m, state in rows}
         return BulkStates(states, unknown.allow, unknown.known)
 
     @_readable
@@ -417,9 +432,8 @@ class PgView:
 
 
 class PgReadModel(PgView):
-    """The port's ``ReadModel`` on a ``PgLogStore``: each query on a pooled connection (its own
-    statement snapshot; the bulk decisions, which take several statements, in a snapshot of
-    their own), or several in one ``snapshot()``."""
+    """The port's ``ReadModel`` on a ``PgLogStore``: each query on a pooled connection, or
+    several in one ``snapshot()``."""
 
     def __init__(self, store: PgLogStore) -> None:
         super().__init__(store.reader)
@@ -435,20 +449,6 @@ class PgReadModel(PgView):
                 yield PgView(lambda: nullcontext(conn), head=head)
             finally:
                 _end_snapshot(conn)
-
-    def decide_many(
-        self, tenant: str, subaccount: str, msisdns: Sequence[str], at: str, known_at: int
-    ) -> dict[str, Decision]:
-        """Decisions for many numbers (in a snapshot of their own)."""
-        with self.snapshot() as view:
-            return view.decide_many(tenant, subaccount, msisdns, at, known_at)
-
-    def states_many(
-        self, tenant: str, subaccount: str, msisdns: Sequence[str], at: str, known_at: int
-    ) -> BulkStates:
-        """Bulk states (in a snapshot of their own)."""
-        with self.snapshot() as view:
-            return view.states_many(tenant, subaccount, msisdns, at, known_at)
 
 
 class PgUnitOfWork:
@@ -483,62 +483,33 @@ def _end_snapshot(conn: Connection) -> None:
             conn.execute("ROLLBACK")
 
 
-def _deciding_facts(
-    conn: Connection, tenant: str, subaccount: str, msisdns: Sequence[str], at: str, known_at: int
-) -> dict[str, tuple[int, State]]:
-    """(position, state) of the fact deciding each number that has one (the rule of
-    ``projections.decisions``)."""
-    if not _current_is_exact(conn, known_at):
-        return _full(conn, tenant, subaccount, msisdns, at, known_at)
-    best: dict[str, tuple[str, int, State]] = {}
-    later: set[str] = set()  # a current fact dated after ``at``: the full query must decide
-    for msisdn, occurred_at, position, state in conn.execute(
-        _CURRENT, (tenant, list(msisdns), subaccount)
-    ):
-        if occurred_at > at:
-            later.add(msisdn)
-            continue
-        seen = best.get(msisdn)
-        if seen is None or (occurred_at, position) > seen[:2]:
-            best[msisdn] = (occurred_at, position, state)
-    found = {m: (position, state) for m, (_, position, state) in best.items() if m not in later}
-    if later:
-        found.update(_full(conn, tenant, subaccount, sorted(later), at, known_at))
-    return found
+def _bulk(
+    conn: Connection,
+    query: str,
+    tenant: str,
+    subaccount: str,
+    msisdns: list[str],
+    at: str,
+    known_at: int,
+) -> tuple[list[tuple[Any, ...]], UnknownRule]:
+    """The rows of a bulk ``query`` and the ``unknown`` rule, in one round trip (pipelined).
 
-
-def _current_is_exact(conn: Connection, known_at: int) -> bool:
-    """Whether ``consent_current`` holds the latest facts as known at ``known_at``: it has
-    applied the log up to a position at or before it."""
-    row = conn.execute("SELECT position FROM projection_positions WHERE name = 'consent'")
-    applied = row.fetchone()
-    return applied is not None and known_at >= applied[0]
-
-
-def _full(
-    conn: Connection, tenant: str, subaccount: str, msisdns: Sequence[str], at: str, known_at: int
-) -> dict[str, tuple[int, State]]:
-    """The full bitemporal query (``_FACT``) for each number."""
-    rows = conn.execute(
-        _FULL,
-        {
-            "tenant": tenant,
-            "subaccount": subaccount,
-            "numbers": list(msisdns),
-            "at": at,
-            "position": known_at,
-        },
-    )
-    return {m: (int(position), state) for m, position, state in rows}
-
-
-def _unknown_rule(
-    conn: Connection, tenant: str, subaccount: str, at: str, known_at: int
-) -> UnknownRule:
-    params = {"tenant": tenant, "subaccount": subaccount, "at": at, "position": known_at}
-    row = conn.execute(_UNKNOWN_RULE, params).fetchone()
+    The two statements need no common snapshot: as known at a position up to the head, the
+    facts and the settings never change (the gate on ``consent_current`` is inside the bulk
+    statement)."""
+    params = {
+        "tenant": tenant,
+        "subaccount": subaccount,
+        "numbers": msisdns,
+        "at": at,
+        "position": known_at,
+    }
+    with conn.pipeline():
+        found = conn.execute(query, params)
+        rule = conn.execute(_UNKNOWN_RULE, params)
+    row = rule.fetchone()
     assert row is not None
-    return _rule(row)
+    return found.fetchall(), _rule(row)
 
 
 def _rule(row: Sequence[object]) -> UnknownRule:

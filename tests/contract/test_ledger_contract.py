@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -102,9 +101,7 @@ _history = st.lists(
 def test_single_and_bulk_decisions_agree_and_rebuild_equals_live(
     engine: Engine, history: list[tuple[str, int, int, int]]
 ) -> None:
-    location = Path(engine.location)
-    for path in location.parent.glob(location.name + "*"):
-        path.unlink()
+    engine.reset()
     ledger = engine.open()
     try:
         setup(ledger)
