@@ -45,7 +45,7 @@ from ledger.timefmt import format_time, parse_time
 from projections.ledger import ConsentLedger
 from projections.rebuild import matches_rebuild
 
-from ..conftest import in_schema, pg_server
+from ..pg_util import create_schema, drop_schema, require_server
 from ..server_util import CLI, Server, kill_server, launch_server, wait_started
 from .conftest import SMS_STOP, msisdn
 
@@ -331,15 +331,12 @@ class Reader:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """Run the scenario of the module docstring once; the tests check what it left."""
-    server = pg_server()
-    schema = f"mn_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
+    require_server()
+    schema, url = create_schema(f"mn_{uuid.uuid4().hex[:12]}")
     try:
-        yield scenario(in_schema(server, schema), tmp_path_factory.mktemp("multinode"))
+        yield scenario(url, tmp_path_factory.mktemp("multinode"))
     finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        drop_schema(schema)
 
 
 def node_url(url: str, name: str) -> str:
