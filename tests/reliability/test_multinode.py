@@ -29,7 +29,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -41,7 +41,7 @@ import pytest
 from ledger import merkle
 from ledger.checkpoint import open_note
 from ledger.entries import decode_entry
-from ledger.timefmt import format_time, parse_time
+from ledger.timefmt import format_time, now_text, parse_time
 from projections.ledger import ConsentLedger
 from projections.rebuild import matches_rebuild
 
@@ -55,8 +55,9 @@ WORKERS = 2
 CLIENTS = 6
 PHASE_S = 3.0
 """Load between two events (start, A killed, B frozen ... A back, end)."""
-FROZEN_S = 12.0
-"""How long B stays frozen: past the server's 10 s idle-in-transaction timeout."""
+FROZEN_S = 14.0
+"""How long B stays frozen: past the 10 s after which the server ends its transaction (and the
+log lock) and its idle lease session (and the signer's job)."""
 CLIENT_TIMEOUT_S = 8.0
 """Longer than the 5 s lock timeout, so a node waiting for the log lock answers 503 first."""
 SKEW = timedelta(minutes=-10)
@@ -120,6 +121,11 @@ class Run:
     started_db: datetime
     ended_db: datetime
     bootstrap_keys: int
+    head_at_freeze: int
+    frozen_db: datetime
+    killed_db: datetime
+    signed_by: dict[int, str]
+    """Which node signed the checkpoint of each tree size (from the nodes' logs)."""
     frozen_holder_released_s: float
     stall_s: float
     probe: Probe
@@ -203,8 +209,7 @@ class Load:
     """Client threads posting unique webhooks round-robin, each retried until acknowledged."""
 
     def __init__(self, nodes: list[Node], key: str) -> None:
-        self.urls = [node.server.url for node in nodes]
-        self.names = [node.name for node in nodes]
+        self.use(nodes)
         self.headers = {"Authorization": f"Bearer {key}"}
         self.acks: dict[str, Ack] = {}
         self.failures: Counter[str] = Counter()
@@ -214,6 +219,16 @@ class Load:
         self._threads = [
             threading.Thread(target=self._client, args=(no,), daemon=True) for no in range(CLIENTS)
         ]
+
+    def use(self, nodes: list[Node]) -> None:
+        """Send to ``nodes`` from now on (round-robin, a retry to the next)."""
+        self.urls = [node.server.url for node in nodes]
+        self.names = [node.name for node in nodes]
+
+    def send_one(self) -> None:
+        """One webhook, from this thread, until acknowledged."""
+        with httpx.Client(timeout=CLIENT_TIMEOUT_S, headers=self.headers) as http:
+            self._deliver(http, 0, f"mn-{uuid.uuid4()}", msisdn(299_999), now_text())
 
     def start(self) -> None:
         for thread in self._threads:
@@ -238,7 +253,7 @@ class Load:
             while not self.stop.is_set():
                 n = no * 10_000 + i
                 number = msisdn(300_000 + n)
-                sent = format_time(datetime.now(UTC))
+                sent = now_text()
                 umid = f"mn-{uuid.uuid4()}"
                 self._deliver(http, (no + i) % len(self.urls), umid, number, sent)
                 i += 1
@@ -374,39 +389,49 @@ def scenario(url: str, tmp: Path) -> Run:
     verifier = made.stdout.strip().splitlines()[-1]
     started_db = database_now(url)
     skew = skew_environment()
-    nodes = [
-        launch(tmp / "a", url, "mn-a", key_file, {}),
-        launch(tmp / "b", url, "mn-b", key_file, {}),
-        launch(tmp / "c", url, "mn-c", key_file, skew),
-    ]
+    b = launch(tmp / "b", url, "mn-b", key_file, {})
+    nodes, launched = [b], [b]
     watch: LockWatch | None = None
     reader: Reader | None = None
     load: Load | None = None
     try:
-        for node in nodes:
+        # B starts first, on the empty database: it prints the admin key and, alone, becomes
+        # the deployment's checkpoint signer (it keeps the lease while it runs).
+        wait_started(b.server, WORKERS)
+        admin = b.server.key
+        assert admin is not None, "no bootstrap admin key on an empty database"
+        load = Load([b], admin)
+        load.send_one()
+        wait_until_signed(b)
+        a = launch(tmp / "a", url, "mn-a", key_file, {})
+        c = launch(tmp / "c", url, "mn-c", key_file, skew)
+        nodes = [a, b, c]
+        launched += [a, c]
+        for node in (a, c):
             wait_started(node.server, WORKERS)
-        keys = [node.server.key for node in nodes if node.server.key is not None]
-        assert keys, "no node printed the bootstrap admin key"
+        keys = [node.server.key for node in launched if node.server.key is not None]
         watch = LockWatch(url)
         reader = Reader(url)
         reader.start()
-        load = Load(nodes, keys[0])
+        load.use(nodes)
         load.start()
 
         time.sleep(PHASE_S)
-        a, b, c = nodes
         kill_server(a.server)
         time.sleep(PHASE_S)
 
         frozen_at, head_at_freeze = freeze_holding_the_lock(b, watch)
+        frozen_db = database_now(url)
         a = nodes[0] = launch(tmp / "a-again", url, "mn-a", key_file, {})  # A comes back
-        load.urls[0] = a.server.url
+        launched.append(a)
+        load.use(nodes)
         probing: list[tuple[subprocess.CompletedProcess[str], float]] = []
         probe_thread = threading.Thread(target=lambda: probing.append(timed(record_probe, url)))
         probe_thread.start()
         released = wait_released(watch, "mn-b", frozen_at)
         probe_thread.join()
         time.sleep(max(0.0, frozen_at + FROZEN_S - time.monotonic()))
+        killed_db = database_now(url)
         kill_server(b.server)
         (frozen_probe, frozen_s), later_probe = probing[0], record_probe(url)
         probe = Probe(
@@ -436,6 +461,10 @@ def scenario(url: str, tmp: Path) -> Run:
             started_db=started_db,
             ended_db=ended_db,
             bootstrap_keys=len(keys),
+            head_at_freeze=head_at_freeze,
+            frozen_db=frozen_db,
+            killed_db=killed_db,
+            signed_by=signers(launched),
             frozen_holder_released_s=released - frozen_at,
             stall_s=advanced - frozen_at,
             probe=probe,
@@ -452,7 +481,7 @@ def scenario(url: str, tmp: Path) -> Run:
             reader.stop.set()
         if watch is not None:
             watch.close()
-        for node in nodes:
+        for node in launched:
             with contextlib.suppress(Exception):
                 os.killpg(node.server.process.pid, signal.SIGCONT)
             with contextlib.suppress(Exception):
@@ -476,6 +505,28 @@ def freeze_holding_the_lock(node: Node, watch: LockWatch) -> tuple[float, int]:
             return frozen_at, watch.head()  # nobody else can append now
         os.killpg(group, signal.SIGCONT)  # it let go before it stopped: try again
     raise AssertionError(f"{node.name} never held the log lock at a moment it could be stopped")
+
+
+def wait_until_signed(node: Node) -> None:
+    """Wait until ``node`` has signed a checkpoint."""
+    deadline = time.monotonic() + 20
+    while "checkpoint signed" not in node.server.log():
+        assert time.monotonic() < deadline, (
+            f"{node.name} signed no checkpoint:\n{node.server.log()}"
+        )
+        time.sleep(0.1)
+
+
+def signers(servers: list[Node]) -> dict[int, str]:
+    """Tree size -> the node whose log says it signed that checkpoint."""
+    out = {}
+    for node in servers:
+        for line in node.server.log().splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if event.get("event") == "checkpoint signed":
+                    out[int(event["tree_size"])] = node.name
+    return out
 
 
 def timed(
@@ -596,6 +647,14 @@ def test_verify_rebuild_and_checkpoints_hold(run: Run) -> None:
     finally:
         ledger.close()
     assert len(records) >= 5, "the deployment hardly signed"
+    # B signed from the start; frozen, it gave the job up, and another node signed before B died.
+    frozen, killed = format_time(run.frozen_db), format_time(run.killed_db)
+    early = {r.size: run.signed_by.get(r.size) for r in records if r.signed_at < frozen}
+    assert early
+    assert set(early.values()) == {"mn-b"}, early
+    taken_over = [r for r in records if frozen < r.signed_at < killed]
+    assert taken_over, "no checkpoint was signed while the signer was frozen"
+    assert all(run.signed_by.get(r.size) not in (None, "mn-b") for r in taken_over)
     assert records[-1].size == len(leaves)
     previous = None
     for record in records:
