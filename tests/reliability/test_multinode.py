@@ -125,6 +125,8 @@ class Run:
     frozen_db: datetime
     killed_db: datetime
     signed_by: dict[int, str]
+    slowest: dict[int, float]
+    """The longest a webhook request took, per HTTP status (seconds)."""
     """Which node signed the checkpoint of each tree size (from the nodes' logs)."""
     frozen_holder_released_s: float
     stall_s: float
@@ -465,6 +467,7 @@ def scenario(url: str, tmp: Path) -> Run:
             frozen_db=frozen_db,
             killed_db=killed_db,
             signed_by=signers(launched),
+            slowest=slowest_webhooks(launched),
             frozen_holder_released_s=released - frozen_at,
             stall_s=advanced - frozen_at,
             probe=probe,
@@ -515,6 +518,20 @@ def wait_until_signed(node: Node) -> None:
             f"{node.name} signed no checkpoint:\n{node.server.log()}"
         )
         time.sleep(0.1)
+
+
+def slowest_webhooks(servers: list[Node]) -> dict[int, float]:
+    """The longest a webhook request took on any node, in seconds, per HTTP status answered
+    (from the nodes' request logs)."""
+    out: dict[int, float] = {}
+    for node in servers:
+        for line in node.server.log().splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if event.get("event") == "request" and event.get("route") == "/v1/webhooks/8x8":
+                    status, took = int(event["status"]), float(event["duration_ms"]) / 1000
+                    out[status] = max(out.get(status, 0.0), took)
+    return out
 
 
 def signers(servers: list[Node]) -> dict[int, str]:
@@ -678,7 +695,8 @@ def test_a_frozen_lock_holder_stalls_the_cluster_only_until_the_server_frees_the
         f"B frozen holding the log lock: freed by the server after "
         f"{run.frozen_holder_released_s:.1f} s, log grew again after {run.stall_s:.1f} s; "
         f"an append waiting meanwhile gave up after {run.probe.frozen_s:.1f} s; "
-        f"failed attempts {dict(run.failures)}"
+        f"failed attempts {dict(run.failures)}; slowest answers (s) by status "
+        f"{ {k: round(v, 1) for k, v in run.slowest.items()} }"
     )
     # idle_in_transaction_session_timeout (10 s) ends B's transaction, freeing the lock ...
     assert 9.0 <= run.frozen_holder_released_s <= 13.0
@@ -689,6 +707,9 @@ def test_a_frozen_lock_holder_stalls_the_cluster_only_until_the_server_frees_the
     assert "lock timeout" in run.probe.frozen_stderr, run.probe.frozen_stderr
     assert run.probe.frozen_s < run.frozen_holder_released_s
     assert run.probe.later_rc == 0
+    # A webhook queued behind a batch waiting for the lock waits at most for that batch and for
+    # its own: about twice lock_timeout.
+    assert max(run.slowest.values()) <= 13.0, run.slowest
 
 
 def test_a_skewed_node_moves_no_time_and_no_decision(run: Run) -> None:
