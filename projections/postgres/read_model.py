@@ -95,10 +95,13 @@ _UNKNOWN_RULE = f"SELECT k.*, i.* FROM (SELECT) AS one {_RULE}"  # noqa: S608
 # ``consent_current`` holds the latest facts as known at the consent projection's position: when
 # that is at or before the position asked about, a number's current facts decide it unless one
 # is dated after the valid time asked about; such numbers, and every number otherwise, take the
-# full bitemporal query. Each gate is an InitPlan: a branch not needed is never run. Never a
-# prepared statement: its generic plan, made for a few numbers, is ruinous for thousands (the
-# planning of each call costs about a millisecond). The numbers travel as one comma-separated
-# text (an E.164 number holds no comma): a list of thousands costs far less to send that way.
+# full bitemporal query. Each gate is an InitPlan: a branch not needed is never run. The numbers
+# travel as one comma-separated text (an E.164 number holds no comma): a list of thousands costs
+# far less to send that way. Only a short list runs as a prepared statement (``PREPARED``): a
+# generic plan probes the index number by number, right for a few, while a long list is planned
+# for its length (a hash join), at the cost of planning each call (about a millisecond).
+PREPARED = 100
+"""Bulk decisions for at most this many numbers run as a prepared statement (see below)."""
 _EXACT = (
     "(SELECT coalesce((SELECT position <= %(position)s FROM projection_positions "
     "WHERE name = 'consent'), false))"
@@ -511,7 +514,7 @@ def _bulk(
         "position": known_at,
     }
     with conn.pipeline():
-        found = conn.execute(query, params, prepare=False)  # see the note on ``_DECIDING``
+        found = conn.execute(query, params, prepare=None if len(msisdns) <= PREPARED else False)
         rule = conn.execute(_UNKNOWN_RULE, params)
     row = rule.fetchone()
     assert row is not None
