@@ -101,7 +101,7 @@ _UNKNOWN_RULE = f"SELECT k.*, i.* FROM (SELECT) AS one {_RULE}"  # noqa: S608
 # generic plan probes the index number by number, right for a few, while a long list is planned
 # for its length (a hash join), at the cost of planning each call (about a millisecond).
 PREPARED = 100
-"""Bulk decisions for at most this many numbers run as a prepared statement (see below)."""
+"""Bulk decisions for at most this many numbers run as a prepared statement (see above)."""
 _EXACT = (
     "(SELECT coalesce((SELECT position <= %(position)s FROM projection_positions "
     "WHERE name = 'consent'), false))"
