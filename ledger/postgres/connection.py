@@ -5,13 +5,10 @@ itself as ``consent-ledger``, and carries the settings that keep a frozen or par
 from holding the log forever: ``lock_timeout`` (a writer waiting longer for the log lock gives
 up with ``StoreUnavailable``, which the API answers 503 and 8x8 retries),
 ``idle_in_transaction_session_timeout`` (the server ends the session of a node that stopped
-mid-transaction, releasing its locks) and TCP keepalives (a vanished peer is noticed). A
-prepared statement (psycopg prepares one run five times) keeps one generic plan
-(``plan_cache_mode``): every query of the ledger is a keyed index search whose best plan does
-not depend on the values, and planning the bulk decisions anew each time costs more than
-running them. Settings named in the URL's own ``options`` win over these defaults. Driver
-errors meaning "the database cannot answer now" become ``StoreUnavailable`` here; nothing past
-the adapter sees a ``psycopg`` error.
+mid-transaction, releasing its locks) and TCP keepalives (a vanished peer is noticed). Settings
+named in the URL's own ``options`` win over these defaults. Driver errors meaning "the
+database cannot answer now" become ``StoreUnavailable`` here; nothing past the adapter sees a
+``psycopg`` error.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from ledger.location import mask_url
 
 LOCK_TIMEOUT = "5s"
 IDLE_IN_TRANSACTION_TIMEOUT = "10s"
-PLAN_CACHE_MODE = "force_generic_plan"
 KEEPALIVES = {
     "keepalives": "1",
     "keepalives_idle": "10",
@@ -50,8 +46,7 @@ def conninfo(url: str) -> str:
     params: dict[str, Any] = conninfo_to_dict(url)
     ours = (
         f"-c lock_timeout={LOCK_TIMEOUT} "
-        f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT} "
-        f"-c plan_cache_mode={PLAN_CACHE_MODE}"
+        f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}"
     )
     params["options"] = f"{ours} {params['options']}" if params.get("options") else ours
     params.setdefault("application_name", "consent-ledger")
