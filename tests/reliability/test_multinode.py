@@ -28,6 +28,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -79,10 +80,16 @@ def libfaketime() -> Path | None:
     return None
 
 
-def webhook(umid: str, sender: str, timestamp: str) -> bytes:
-    """An 8x8 inbound-SMS STOP for ``sender`` with a fresh ``umid``, sent at ``timestamp``."""
+OUTCOMES = {"STOP": "opted_out", "START": "opted_in"}
+
+
+def webhook(umid: str, sender: str, timestamp: str, text: str) -> bytes:
+    """An 8x8 inbound SMS from ``sender`` saying ``text``, with a fresh ``umid``, sent at
+    ``timestamp``."""
     body = copy.deepcopy(SMS_STOP)
-    body["payload"].update(umid=umid, source=sender, timestamp=timestamp, subAccountId="ACME_MKT")
+    body["payload"].update(
+        umid=umid, source=sender, timestamp=timestamp, body=text, subAccountId="ACME_MKT"
+    )
     return json.dumps(body).encode()
 
 
@@ -102,6 +109,7 @@ class Ack:
 
     umid: str
     msisdn: str
+    text: str
     timestamp: str
     position: int
     node: str
@@ -115,6 +123,7 @@ class Run:
     url: str
     verifier: str
     acks: dict[str, Ack]
+    twins: list[tuple[int, int]]
     failures: Counter[str]
     reader_gaps: list[str]
     reader_reads: int
@@ -216,6 +225,8 @@ class Load:
         self.acks: dict[str, Ack] = {}
         self.failures: Counter[str] = Counter()
         self.errors: list[str] = []
+        self.twins: list[tuple[int, int]] = []
+        """The positions both nodes answered for one webhook sent to two at once."""
         self.stop = threading.Event()
         self._mutex = threading.Lock()
         self._threads = [
@@ -230,7 +241,7 @@ class Load:
     def send_one(self) -> None:
         """One webhook, from this thread, until acknowledged."""
         with httpx.Client(timeout=CLIENT_TIMEOUT_S, headers=self.headers) as http:
-            self._deliver(http, 0, f"mn-{uuid.uuid4()}", msisdn(299_999), now_text())
+            self._deliver(http, 0, f"mn-{uuid.uuid4()}", msisdn(299_999), "STOP", now_text())
 
     def start(self) -> None:
         for thread in self._threads:
@@ -245,27 +256,42 @@ class Load:
         assert not self.errors, self.errors
 
     def _client(self, no: int) -> None:
+        """Messages about fresh numbers: a STOP; every third number then sends START (later,
+        through another node); every fifth message goes to two nodes at once (as 8x8 retries
+        one whose answer is late), and both answers must name one position."""
         http = httpx.Client(
             timeout=CLIENT_TIMEOUT_S,
             headers=self.headers,
             limits=httpx.Limits(max_keepalive_connections=0),  # any worker may take each one
         )
+        twin = ThreadPoolExecutor(1)
         try:
             i = 0
             while not self.stop.is_set():
-                n = no * 10_000 + i
-                number = msisdn(300_000 + n)
-                sent = now_text()
-                umid = f"mn-{uuid.uuid4()}"
-                self._deliver(http, (no + i) % len(self.urls), umid, number, sent)
+                n = no * 10_000 + i // 2
+                text = "START" if i % 2 else "STOP"
+                if text == "STOP" or n % 3 == 0:
+                    umid, first = f"mn-{uuid.uuid4()}", (no + i) % len(self.urls)
+                    message = (umid, msisdn(300_000 + n), text, now_text())
+                    if i % 5 == 0:
+                        other = twin.submit(self._deliver, http, first + 1, *message)
+                        ack = self._deliver(http, first, *message)
+                        self.twins.append((ack.position, other.result().position))
+                    else:
+                        self._deliver(http, first, *message)
                 i += 1
         except Exception as exc:  # reported by ``finish``
             self.errors.append(repr(exc))
         finally:
+            twin.shutdown()
             http.close()
 
-    def _deliver(self, http: httpx.Client, first: int, umid: str, number: str, sent: str) -> None:
-        body = webhook(umid, number, sent)
+    def _deliver(
+        self, http: httpx.Client, first: int, umid: str, number: str, text: str, sent: str
+    ) -> Ack:
+        """Send one webhook to node ``first``, then to the next and so on, until one answers
+        200; what it answered."""
+        body = webhook(umid, number, sent, text)
         deadline = time.monotonic() + DELIVERY_DEADLINE_S
         attempt = 0
         while True:
@@ -277,13 +303,14 @@ class Load:
             else:
                 if r.status_code == 200:
                     answer = r.json()
-                    assert answer["outcome"] == "opted_out", answer
+                    assert answer["outcome"] == OUTCOMES[text], answer
+                    ack = Ack(
+                        umid, number, text, sent, answer["position"], self.names[node],
+                        answer["notes"],
+                    )  # fmt: skip
                     with self._mutex:
-                        self.acks[umid] = Ack(
-                            umid, number, sent, answer["position"], self.names[node],
-                            answer["notes"],
-                        )  # fmt: skip
-                    return
+                        self.acks.setdefault(umid, ack)
+                    return ack
                 failure = str(r.status_code)
             with self._mutex:
                 self.failures[failure] += 1
@@ -457,6 +484,7 @@ def scenario(url: str, tmp: Path) -> Run:
             url=url,
             verifier=verifier,
             acks=load.acks,
+            twins=load.twins,
             failures=load.failures,
             reader_gaps=reader.gaps,
             reader_reads=reader.reads,
@@ -580,12 +608,21 @@ def wait_for_checkpoint(url: str) -> None:
         ledger.close()
 
 
+def by_position(ack: Ack) -> int:
+    return ack.position
+
+
+def expected_states(acks: dict[str, Ack]) -> dict[str, str]:
+    """Each number's consent state after its last acknowledged message."""
+    return {a.msisdn: OUTCOMES[a.text] for a in sorted(acks.values(), key=by_position)}
+
+
 def compare_decisions(
     plain: Node, skewed: Node, load: Load, key: str, url: str
 ) -> tuple[list[tuple[str, dict[str, Any], dict[str, Any]]], tuple[datetime, datetime]]:
     """The decision for a sample of numbers (and one never seen) on both nodes, and the
     database's clock around the asking."""
-    numbers = [ack.msisdn for ack in sorted(load.acks.values(), key=lambda a: a.position)]
+    numbers = list(dict.fromkeys(a.msisdn for a in sorted(load.acks.values(), key=by_position)))
     sample = [*numbers[:: max(1, len(numbers) // 40)], "+6589999999"]
     headers = {"Authorization": f"Bearer {key}"}
     before = database_now(url)
@@ -632,13 +669,16 @@ def test_every_acknowledged_webhook_is_in_a_dense_log_once(run: Run) -> None:
     entries = log_entries(run.url)
     positions = [e["position"] for e in entries]
     assert positions == list(range(1, len(entries) + 1)), "positions are not 1..n"
-    keys = Counter(e["key"] for e in entries if e["type"] == "consent.revoked")
+    consent = ("consent.revoked", "consent.granted")
+    keys = Counter(e["key"] for e in entries if e["type"] in consent)
     assert set(keys) == {f"8x8:{umid}" for umid in run.acks} | {f"api:{run.probe.key}"}
     assert max(keys.values()) == 1, "an umid is in the log twice"
     at = {e["key"]: e["position"] for e in entries}
     assert all(at[f"8x8:{a.umid}"] == a.position for a in run.acks.values())
-    others = [e["type"] for e in entries if e["type"] != "consent.revoked"]
+    others = [e["type"] for e in entries if e["type"] not in consent]
     assert others == ["subaccount.configured"], others  # registered once, by one node
+    assert run.twins, "no webhook went to two nodes at once"
+    assert all(one == other for one, other in run.twins), "two nodes, two positions, one umid"
     assert run.bootstrap_keys == 1, "two nodes each created a bootstrap key"
     by_node = Counter(a.node for a in run.acks.values())
     assert all(by_node[name] > 0 for name in ("mn-a", "mn-b", "mn-c")), by_node
@@ -738,5 +778,7 @@ def test_a_skewed_node_moves_no_time_and_no_decision(run: Run) -> None:
         assert first <= skewed["at"] <= last, (number, skewed["at"])
         for field_name in ("allowed", "state", "decided_by", "reason"):
             assert skewed[field_name] == plain[field_name], (number, skewed, plain)
-    suppressed = [d for _, d, _ in run.decisions if not d["allowed"]]
-    assert len(suppressed) == len(run.decisions) - 1  # every STOP in force, the stranger not
+    expected = expected_states(run.acks)
+    for number, skewed, _ in run.decisions:
+        assert skewed["state"] == expected.get(number, "unknown"), (number, skewed)
+    assert "opted_in" in {d["state"] for _, d, _ in run.decisions}
