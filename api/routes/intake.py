@@ -230,10 +230,9 @@ def _example(summary: str, value: Any) -> list[Example]:
 
 
 # -- shared request plumbing -------------------------------------------------------------------
-def _received(request: Request[Any, Any, Any], services: Services) -> Received:
+def _received(request: Request[Any, Any, Any]) -> Received:
     client = request.client
     return Received(
-        received_at=services.ledger.now(),
         content_type=request.headers.get("content-type"),
         remote_addr=client.host if client else None,
         request_id=request.scope.get("state", {}).get("request_id"),
@@ -481,7 +480,7 @@ async def webhook_8x8(request: Request[Principal, Any, Any]) -> WebhookAnswer | 
     """Record one 8x8 webhook body; see the module guarantees."""
     services = services_of(request.app)
     raw = await request.body()
-    received = _received(request, services)
+    received = _received(request)
     answer: WebhookAnswer | WebhookSkipped = await services.intake(
         Hook(request.user, raw, received)
     )
@@ -620,7 +619,7 @@ async def post_opt_out(
 ) -> Response[ConsentAnswer | WebhookSkipped]:
     """Record an opt-out; see the module guarantees."""
     raw = await request.body()
-    received = _received(request, services)
+    received = _received(request)
     answer = await services.write(_opt_out, services, request.user, raw, subaccount, received)
     created = isinstance(answer, ConsentAnswer) and not answer.duplicate
     return Response(answer, status_code=201 if created else 200)
@@ -738,7 +737,7 @@ async def post_opt_in(
 ) -> Response[ConsentAnswer]:
     """Record an opt-in; see the module guarantees."""
     raw = await request.body()
-    received = _received(request, services)
+    received = _received(request)
     answer = await services.write(_opt_in, services, request.user, data, raw, received)
     return Response(answer, status_code=200 if answer.duplicate else 201)
 

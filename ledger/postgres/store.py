@@ -13,7 +13,10 @@ Guarantees beyond the port (``ledger.store``):
 - **No node holds the log forever.** A writer waits at most ``lock_timeout`` for the lock
   (then ``StoreUnavailable``: the API answers 503 and 8x8 retries; appends are idempotent by
   key), and the server ends the session of a node stopped mid-transaction
-  (``ledger.postgres.connection``).
+  (``ledger.postgres.connection``). That time-out only ends a session waiting *between*
+  statements, so a write transaction sends whole statements only: no pipeline
+  (``executemany``) and no ``COPY``, inside which a frozen node's session stays "active" and
+  keeps the lock until the node's process dies.
 - Concurrent appends of one process are group-committed (``ledger.group_commit``): the group is
   taken after the lock is acquired, one transaction and one durable commit for all of it.
 - Reads run on a bounded pool; a ``snapshot`` is one ``REPEATABLE READ`` read-only transaction.

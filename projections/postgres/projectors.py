@@ -373,12 +373,20 @@ class ReviewProjector:
         set_position(conn, self.name, 0)
 
 
+_OPEN_MANY = (
+    "INSERT INTO review_items (position, tenant, kind, subaccount, msisdn, keyword, occurred_at, "
+    "recorded_at) SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::text[])"
+)
+
+
 def _open(conn: Connection, rows: list[tuple[object, ...]]) -> None:
+    """Open review items, in one statement: no pipeline (``executemany``) inside the log lock's
+    transaction (``ledger.postgres.store``: a node frozen inside one keeps the lock)."""
     if len(rows) == 1:
         conn.execute(_OPEN, rows[0])
     elif rows:
-        with conn.cursor() as cur:
-            cur.executemany(_OPEN, rows)
+        conn.execute(_OPEN_MANY, [list(column) for column in zip(*rows, strict=True)])
 
 
 def _close(conn: Connection, tenant: str, target: int, by: int, how: str) -> None:
