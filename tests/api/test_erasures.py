@@ -38,7 +38,8 @@ def post_webhook(client: Client, keys: dict[str, str], body: bytes) -> dict[str,
     return dict(r.json())
 
 
-def db_files(db: Path) -> bytes:
+def db_files(location: str | Path) -> bytes:
+    db = Path(location)
     return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*") if p.is_file())
 
 
