@@ -11,11 +11,12 @@ change writes nothing and shows why, with what was typed kept in the form.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from litestar import Request, Response, get, post
 from litestar.exceptions import PermissionDeniedException
+from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 
 from api.console.forms import review_action, settings_changes, settings_form
@@ -114,7 +115,7 @@ def _admin(user: ConsoleUser) -> None:
 
 
 @post("/review/{position:int}", name="console-review-resolve", status_code=303)
-async def resolve_post(request: Req, position: int) -> Response[Any]:
+async def resolve_post(request: Req, position: Annotated[int, PathParameter()]) -> Response[Any]:
     """Resolve one review item as confirmed (``admin``)."""
     user = request.user
     _admin(user)
@@ -166,7 +167,9 @@ async def resolve_post(request: Req, position: int) -> Response[Any]:
 
 
 @post("/subaccounts/{subaccount_id:str}", name="console-subaccount-save", status_code=303)
-async def subaccount_post(request: Req, subaccount_id: str) -> Response[Any]:
+async def subaccount_post(
+    request: Req, subaccount_id: Annotated[str, PathParameter()]
+) -> Response[Any]:
     """Change (or register) a subaccount's settings (``admin``), validated as on the API."""
     user = request.user
     _admin(user)

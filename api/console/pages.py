@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from litestar import MediaType, Request, Response, get
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
 from api.bundle_html import render_html
@@ -49,7 +49,7 @@ KINDS = {
 }
 
 Req = Request[ConsoleUser, Any, Any]
-Query = Annotated[str | None, Parameter(required=False)]
+Query = Annotated[str | None, QueryParameter(required=False)]
 
 
 def page(request: Req, name: str, status: int = 200, **context: Any) -> Template:
@@ -161,9 +161,9 @@ def _tenant_wide(found: NumberLookup) -> list[TenantWide]:
 def evidence(
     request: Req,
     services: NamedDependency[Services],
-    msisdn: str,
-    subaccount: str,
-    fmt: Annotated[Literal["json", "html"], Parameter(query="format")] = "json",
+    msisdn: Annotated[str, QueryParameter()],
+    subaccount: Annotated[str, QueryParameter()],
+    fmt: Annotated[Literal["json", "html"], QueryParameter(name="format")] = "json",
 ) -> Response[Any]:
     """The number's evidence bundle for one subaccount (the API's), as a JSON file to verify
     offline or as the printable page."""
@@ -183,7 +183,10 @@ def evidence(
 
 @get("/number/audit.csv", name="console-audit-csv", sync_to_thread=True)
 def audit_csv(
-    request: Req, services: NamedDependency[Services], msisdn: str, subaccount: str
+    request: Req,
+    services: NamedDependency[Services],
+    msisdn: Annotated[str, QueryParameter()],
+    subaccount: Annotated[str, QueryParameter()],
 ) -> Response[str]:
     """The number's audit trail for one subaccount as CSV (the API's)."""
     ledger = services.ledger
@@ -208,8 +211,8 @@ def review(
     kind: Query = None,
     subaccount: Query = None,
     older_than: Query = None,
-    after: Annotated[int, Parameter(ge=0, le=2**63 - 1)] = 0,
-    resolved: Annotated[int | None, Parameter(required=False, ge=0)] = None,
+    after: Annotated[int, QueryParameter(ge=0, le=2**63 - 1)] = 0,
+    resolved: Annotated[int | None, QueryParameter(required=False, ge=0)] = None,
 ) -> Template:
     """One page of open review items, oldest first, filtered."""
     ledger = services.ledger
@@ -255,7 +258,7 @@ ACTION_WORDS = {
 def review_item(
     request: Req,
     services: NamedDependency[Services],
-    position: int,
+    position: Annotated[int, PathParameter()],
     action: Query = None,
 ) -> Template:
     """The confirmation step of resolving one review item."""
@@ -289,7 +292,7 @@ def review_item(
 def quarantine(
     request: Req,
     services: NamedDependency[Services],
-    after: Annotated[int, Parameter(ge=0, le=2**63 - 1)] = 0,
+    after: Annotated[int, QueryParameter(ge=0, le=2**63 - 1)] = 0,
 ) -> Template:
     """One page of quarantined bodies, oldest first."""
     ledger = services.ledger
@@ -320,7 +323,7 @@ def subaccounts(request: Req, services: NamedDependency[Services]) -> Template:
 
 
 @get("/subaccount", name="console-subaccount-open", sync_to_thread=True)
-def open_subaccount(request: Req, id: str) -> Redirect:
+def open_subaccount(request: Req, id: Annotated[str, QueryParameter()]) -> Redirect:
     """The register form's target: to the subaccount's page (its id checked first)."""
     valid_subaccount(id.strip())
     return Redirect(path=f"{PATH}/subaccounts/{quote(id.strip(), safe='')}", status_code=303)
@@ -330,8 +333,8 @@ def open_subaccount(request: Req, id: str) -> Redirect:
 def subaccount(
     request: Req,
     services: NamedDependency[Services],
-    subaccount_id: str,
-    saved: Annotated[bool, Parameter(required=False)] = False,
+    subaccount_id: Annotated[str, PathParameter()],
+    saved: Annotated[bool, QueryParameter(required=False)] = False,
 ) -> Template:
     """One subaccount: its settings and (with ``admin``) the form that changes them."""
     valid_subaccount(subaccount_id)
