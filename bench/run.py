@@ -40,6 +40,7 @@ from ledger.sqlite.keys import SqliteKeys
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import console  # noqa: E402
 import inproc  # noqa: E402
 import load  # noqa: E402
 import server  # noqa: E402
@@ -201,6 +202,19 @@ def rows_of(m: dict[str, Any], a: argparse.Namespace) -> list[Row]:
                 None,
                 "≤ 10 ms",
                 p99 <= 10,
+            )
+        )
+    if "console" in m:
+        c = m["console"]
+        rows.append(
+            Row(
+                f"console number page for one number ({c['entries_shown']} entries) in a "
+                f"{size:,}-entry log, server time (look-up and render, in-process): p99",
+                _ms(c["p99_ms"]),
+                "—",
+                None,
+                "≤ 100 ms",
+                c["p99_ms"] <= 100,
             )
         )
     if "verify" in m:
@@ -419,7 +433,7 @@ def arguments() -> argparse.Namespace:
                    help="entries for the 1-writer and 8-writer append runs")  # fmt: skip
     p.add_argument("--db", type=Path, help="build the log here and keep it (reused if it exists)")
     p.add_argument("--skip", action="append", default=[],
-                   choices=["verify", "rebuild", "appends", "http"])  # fmt: skip
+                   choices=["verify", "rebuild", "appends", "http", "console"])  # fmt: skip
     a = p.parse_args()
     a.log_size = a.log_size or (20_000 if a.quick else 1_000_000)
     a.numbers = a.numbers or a.log_size
@@ -460,6 +474,9 @@ def main() -> int:
         if "rebuild" not in a.skip:
             say("rebuild")
             m["rebuild"] = inproc.rebuild_rate(db)
+        if "console" not in a.skip:
+            say("console number page")
+            m["console"] = console.number_page(db)
         say("raw sqlite3 point lookups")
         m["raw_lookups"] = inproc.raw_lookups(db, bulk_lists(on_file)[:5], SUBACCOUNT)
         if "appends" not in a.skip:

@@ -40,6 +40,7 @@ from api.state import services_of
 from ledger.errors import InvalidInput, NotFound
 from projections import audit
 from projections.ids import valid_subaccount
+from projections.ledger import ConsentLedger
 from projections.resolve import resolve
 
 PUBLIC = {"exclude_from_auth": True}
@@ -140,25 +141,14 @@ async def resolve_post(request: Req, position: Annotated[int, PathParameter()]) 
             )
         )
     except InvalidInput as exc:
-        item = await services.read(ledger.review_item, user.tenant, position)
-        stored = await services.read(audit.entries_at, ledger, user.tenant, [position])
-        shown = review_view(
-            item,
-            stored[0] if stored else None,
-            await services.read(audit.evidence_of, ledger, [position]),
-            ledger.clock(),
-        )
+        context = await services.read(_review_context, ledger, user.tenant, position)
+        chosen = str(form.get("action", ""))
         return page(
             request,
             "review_item.html.j2",
             422,
-            item=shown,
-            closed=item.closed_by,
-            closed_how=item.closed_how,
-            action=str(form.get("action", "")) if form.get("action") in shown.actions else None,
-            action_words=ACTION_WORDS,
-            kinds=KINDS,
-            subaccounts=[s.subaccount for s in ledger.subaccounts(user.tenant)],
+            **context,
+            action=chosen if chosen in context["item"].actions else None,
             form={"note": form.get("note", ""), "subaccount": target or "",
                   "narrow": form.get("narrow") == "on"},
             error=str(exc),
@@ -185,7 +175,7 @@ async def subaccount_post(
             )
         )
     except InvalidInput as exc:
-        settings = ledger.settings(user.tenant, subaccount_id)
+        settings = await services.read(ledger.settings, user.tenant, subaccount_id)
         return page(
             request,
             "subaccount.html.j2",
@@ -198,6 +188,23 @@ async def subaccount_post(
         )
     where = quote(subaccount_id, safe="")
     return Redirect(path=f"{PATH}/subaccounts/{where}?saved=1", status_code=303)
+
+
+def _review_context(ledger: ConsentLedger, tenant: str, position: int) -> dict[str, Any]:
+    """What the confirmation page shows of one review item (read off the event loop)."""
+    item = ledger.review_item(tenant, position)
+    stored = audit.entries_at(ledger, tenant, [position])
+    shown = review_view(
+        item, stored[0] if stored else None, audit.evidence_of(ledger, [position]), ledger.clock()
+    )
+    return {
+        "item": shown,
+        "closed": item.closed_by,
+        "closed_how": item.closed_how,
+        "action_words": ACTION_WORDS,
+        "kinds": KINDS,
+        "subaccounts": [s.subaccount for s in ledger.subaccounts(tenant)],
+    }
 
 
 ROUTES = [sign_in_form, sign_in_post, sign_out_post, resolve_post, subaccount_post]

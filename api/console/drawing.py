@@ -67,6 +67,7 @@ class Tick:
 
     x: float
     label: str
+    anchor: str = "middle"
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,8 @@ def timeline(rows: list[SubaccountRow], tenant_wide: list[TenantWide], at: str) 
     bottom = TOP + max(len(rows), 1) * (ROW_HEIGHT + ROW_GAP)
     markers = [Marker(x_of(parse_time(t.occurred_at)), t.position, t.label) for t in tenant_wide]
     ticks = [
-        Tick(round(left + k * (right - left) / 4, 1), _day(start + (end - start) * k / 4))
+        Tick(round(left + k * (right - left) / 4, 1), _day(start + (end - start) * k / 4),
+             "start" if k == 0 else "end" if k == 4 else "middle")
         for k in range(5)
     ]  # fmt: skip
     return Timeline(

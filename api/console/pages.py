@@ -35,6 +35,7 @@ from ledger.timefmt import format_time, normalize_time, parse_time
 from projections import audit
 from projections.evidence import build_bundle, encode_bundle
 from projections.ids import valid_subaccount
+from projections.ledger import ConsentLedger
 from projections.lookup import NumberLookup, look_up, read_number
 
 PAGE_SIZE = 25
@@ -114,34 +115,36 @@ def number(
 ) -> Template:
     """Look a number up: decisions per subaccount, the timeline, the entries and evidence, as
     of a point in time."""
-    ledger = services.ledger
-    tenant = request.user.tenant
     form = {"q": q or "", "subaccount": subaccount or "", "at": at or ""}
     form["known_at"] = known_at or ""
+    status, context = number_context(services.ledger, request.user.tenant, form)
+    return page(request, "number.html.j2", status, **context)
+
+
+def number_context(
+    ledger: ConsentLedger, tenant: str, form: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    """The number page's status and template context for the look-up ``form`` (``q``,
+    ``subaccount``, ``at``, ``known_at``): what the page handler renders, and the benchmark
+    times."""
     subaccounts = [s.subaccount for s in ledger.subaccounts(tenant)]
-    if not (q or "").strip():
-        return page(request, "number.html.j2", form=form, subaccounts=subaccounts, found=None)
+    base: dict[str, Any] = {"form": form, "subaccounts": subaccounts, "found": None}
+    if not form["q"].strip():
+        return 200, base
     try:
-        msisdn = read_number(ledger, tenant, q or "", subaccount or None)
-        valid_at = normalize_time(at) if at and at.strip() else None
-        known = ledger.known_at((known_at or "").strip() or None)
+        msisdn = read_number(ledger, tenant, form["q"], form["subaccount"] or None)
+        valid_at = normalize_time(form["at"]) if form["at"].strip() else None
+        known = ledger.known_at(form["known_at"].strip() or None)
     except InvalidInput as exc:
-        return page(
-            request, "number.html.j2", 422, form=form, subaccounts=subaccounts, found=None,
-            error=str(exc),
-        )  # fmt: skip
+        return 422, {**base, "error": str(exc)}
     found = look_up(ledger, tenant, msisdn, at=valid_at, known_at=known.position)
-    return page(
-        request,
-        "number.html.j2",
-        form=form,
-        subaccounts=subaccounts,
-        found=found,
-        entries=[audit_entry(s, found.evidence) for s in found.entries],
-        drawing=timeline(found.rows, _tenant_wide(found), found.at),
-        known=known,
-        as_of_now=known.position is None and not valid_at,
-    )
+    return 200, {
+        **base,
+        "found": found,
+        "entries": [audit_entry(s, found.evidence) for s in found.entries],
+        "drawing": timeline(found.rows, _tenant_wide(found), found.at),
+        "known": known,
+    }
 
 
 def _tenant_wide(found: NumberLookup) -> list[TenantWide]:
@@ -152,7 +155,10 @@ def _tenant_wide(found: NumberLookup) -> list[TenantWide]:
         if isinstance(event, ConsentRevoked | ConsentGranted) and event.scope == "tenant":
             what = "opt-out" if isinstance(event, ConsentRevoked) else "opt-in"
             keyword = f" ({event.keyword})" if event.keyword else ""
-            label = f"tenant-wide {what}{keyword} at {entry.occurred_at}, entry {stored.position}"
+            label = (
+                f"tenant-wide {what}{keyword} for all subaccounts at {entry.occurred_at}, "
+                f"entry {stored.position}"
+            )
             out.append(TenantWide(stored.position, entry.occurred_at, label))
     return out
 

@@ -206,6 +206,10 @@ def test_resolve_needs_admin_and_records_the_key(
     sign_in(client, keys["all"])
     confirm = client.get(f"/console/review/{setup['review']}?action=dismiss")
     assert "Confirm: Dismiss" in confirm.text
+    blank = {"action": "dismiss", "note": " ", "_csrf_token": csrf_of(confirm.text)}
+    refused = client.post(f"/console/review/{setup['review']}", data=blank)
+    assert refused.status_code == 422
+    assert "needs a note" in refused.text
     form = {
         "action": "dismiss",
         "note": "a delivery question",
