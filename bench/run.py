@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import adopt  # noqa: E402
+import console  # noqa: E402
 import inproc  # noqa: E402
 import load  # noqa: E402
 import server  # noqa: E402
@@ -202,6 +203,19 @@ def rows_of(m: dict[str, Any], a: argparse.Namespace) -> list[Row]:
                 None,
                 "≤ 10 ms",
                 p99 <= 10,
+            )
+        )
+    if "console" in m:
+        c = m["console"]
+        rows.append(
+            Row(
+                f"console number page for one number ({c['entries_shown']} entries) in a "
+                f"{size:,}-entry log, server time (look-up and render, in-process): p99",
+                _ms(c["p99_ms"]),
+                "—",
+                None,
+                "≤ 100 ms",
+                c["p99_ms"] <= 100,
             )
         )
     if "verify" in m:
@@ -486,8 +500,12 @@ def arguments() -> argparse.Namespace:
     p.add_argument("--appends", type=int, nargs=2, metavar=("ONE", "EIGHT"),
                    help="entries for the 1-writer and 8-writer append runs")  # fmt: skip
     p.add_argument("--db", type=Path, help="build the log here and keep it (reused if it exists)")
-    p.add_argument("--skip", action="append", default=[],
-                   choices=["verify", "rebuild", "appends", "http", "import"])  # fmt: skip
+    p.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["verify", "rebuild", "appends", "http", "import", "console"],
+    )
     p.add_argument("--import-rows", type=int, help="rows per import run (default 100,000)")
     a = p.parse_args()
     a.log_size = a.log_size or (20_000 if a.quick else 1_000_000)
@@ -530,6 +548,9 @@ def main() -> int:
         if "rebuild" not in a.skip:
             say("rebuild")
             m["rebuild"] = inproc.rebuild_rate(db)
+        if "console" not in a.skip:
+            say("console number page")
+            m["console"] = console.number_page(db)
         say("raw sqlite3 point lookups")
         m["raw_lookups"] = inproc.raw_lookups(db, bulk_lists(on_file)[:5], SUBACCOUNT)
         if "appends" not in a.skip:

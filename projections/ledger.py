@@ -390,9 +390,27 @@ class ConsentLedger:
         """Every entry of ``tenant`` about ``msisdn``, oldest first."""
         return self.store.read_number(tenant, msisdn)
 
-    def review_queue(self, tenant: str, *, after: int = 0, limit: int = 1000) -> list[ReviewItem]:
-        """Up to ``limit`` open review items after position ``after``, oldest first."""
-        return self.read_model.open_review_items(tenant, after=after, limit=limit)
+    def review_queue(
+        self,
+        tenant: str,
+        *,
+        after: int = 0,
+        limit: int = 1000,
+        kind: str | None = None,
+        subaccount: str | None = None,
+        recorded_before: str | None = None,
+    ) -> list[ReviewItem]:
+        """Up to ``limit`` open review items after position ``after``, oldest first; only
+        those of ``kind``, naming ``subaccount``, recorded before ``recorded_before`` (each
+        filter when given)."""
+        return self.read_model.open_review_items(
+            tenant,
+            after=after,
+            limit=limit,
+            kind=kind,
+            subaccount=subaccount,
+            recorded_before=recorded_before,
+        )
 
     def review_item(self, tenant: str, position: int) -> ReviewItem:
         """One review item (``NotFound`` if absent or another tenant's)."""

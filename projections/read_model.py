@@ -61,6 +61,21 @@ class FactPage(msgspec.Struct, frozen=True, gc=False):
     cursor: tuple[str, str] | None
 
 
+class ConsentDay(msgspec.Struct, frozen=True):
+    """Opt-outs and opt-ins of one tenant recorded on one UTC day (``YYYY-MM-DD``)."""
+
+    day: str
+    opted_out: int
+    opted_in: int
+
+
+class QuarantineSummary(msgspec.Struct, frozen=True):
+    """One tenant's quarantine: how many bodies, and when the oldest was received."""
+
+    count: int
+    oldest_received_at: str | None
+
+
 class ReadView(Protocol):
     """Typed queries answered from one consistent state of the log (see the module)."""
 
@@ -180,13 +195,23 @@ class ReadView(Protocol):
         ...
 
     def open_review_items(
-        self, tenant: str, *, after: int = 0, limit: int = 1000
+        self,
+        tenant: str,
+        *,
+        after: int = 0,
+        limit: int = 1000,
+        kind: str | None = None,
+        subaccount: str | None = None,
+        recorded_before: str | None = None,
     ) -> list[ReviewItem]:
-        """Up to ``limit`` open items of ``tenant`` with position > ``after``, oldest first."""
+        """Up to ``limit`` open items of ``tenant`` with position > ``after``, oldest first;
+        only those of ``kind``, naming ``subaccount`` (``ReviewItem.subaccount``) and recorded
+        strictly before canonical ``recorded_before``, for each filter given."""
         ...
 
-    def review_backlog(self) -> list[ReviewBacklog]:
-        """Open review items per kind across all tenants (kinds with none left out)."""
+    def review_backlog(self, tenant: str | None = None) -> list[ReviewBacklog]:
+        """Open review items per kind across all tenants, or of ``tenant`` alone (kinds with
+        none left out)."""
         ...
 
     def entries_of_types(
@@ -223,6 +248,17 @@ class ReadView(Protocol):
 
     def quarantine_size(self) -> int:
         """Webhook bodies in quarantine, across all tenants."""
+        ...
+
+    def quarantine_summary(self, tenant: str) -> QuarantineSummary:
+        """How many bodies of ``tenant`` are in quarantine, and the oldest one's receive time."""
+        ...
+
+    def consent_per_day(self, tenant: str, since: str) -> list[ConsentDay]:
+        """Opt-outs (``consent.revoked``) and opt-ins (``consent.granted``) of ``tenant``
+        recorded at or after canonical ``since``, counted per UTC day of their recorded time,
+        oldest day first; days with neither are left out. Retracted entries still count (they
+        were recorded)."""
         ...
 
     def policy_version_conflicts(self) -> list[PolicyConflict]:

@@ -58,6 +58,7 @@ from ledger.postgres.connection import (
 from ledger.postgres.lease import SessionLease
 from ledger.postgres.migrate import migrate
 from ledger.postgres.records import PgKeys
+from ledger.postgres.sessions import PgSessions
 from ledger.retraction import check_retraction
 from ledger.store import (
     Appended,
@@ -221,6 +222,10 @@ class PgLogStore:
         with self.reader() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._keys_key,))
             yield PgKeys(lambda: nullcontext(conn))
+
+    def sessions(self) -> PgSessions:
+        """The console's sessions (each call reads the newest committed state)."""
+        return PgSessions(self.reader)
 
     def quarantined(self, tenant: str, *, after_id: int, limit: int) -> list[QuarantineRecord]:
         """Up to ``limit`` of ``tenant``'s quarantined bodies with id > ``after_id``."""

@@ -48,6 +48,7 @@ from ledger.sqlite.keys import SqliteKeys
 from ledger.sqlite.lease import FileLease
 from ledger.sqlite.migrate import migrate
 from ledger.sqlite.quarantine import listed as quarantine_rows
+from ledger.sqlite.sessions import SqliteSessions
 from ledger.store import (
     Appended,
     Committed,
@@ -248,6 +249,11 @@ class SqliteLogStore:
         commits together (or not at all, when it raises)."""
         with self.write_transaction() as conn:
             yield SqliteKeys(conn)
+
+    def sessions(self) -> SqliteSessions:
+        """The console's sessions: read on this thread's connection, written in write
+        transactions of their own."""
+        return SqliteSessions(self.reader(), self.write_transaction)
 
     def quarantined(self, tenant: str, *, after_id: int, limit: int) -> list[QuarantineRecord]:
         """Up to ``limit`` of ``tenant``'s quarantined bodies with id > ``after_id``, oldest

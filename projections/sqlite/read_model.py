@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import lru_cache, wraps
 from typing import Any, TypeVar, cast
 
@@ -27,15 +28,18 @@ from ledger.sqlite import tree
 from ledger.sqlite.migrate import pending
 from ledger.sqlite.store import RARE_TYPES, SqliteLogStore, head_of
 from ledger.store import Appended, StoredEntry
+from ledger.timefmt import format_time, parse_time
 from projections.config import PolicyConflict, SubaccountSettings
 from projections.decisions import BulkStates, Decision, Fact, State, UnknownRule, decision
 from projections.decisions import unknown_rule as rule_of
 from projections.eightxeight.outbox import OutboxCounts, Reply
 from projections.read_model import (
+    ConsentDay,
     Decide,
     Evidence,
     FactPage,
     NumberFact,
+    QuarantineSummary,
     ReadView,
     ReviewBacklog,
 )
@@ -563,22 +567,34 @@ class SqliteView:
 
     @_readable
     def open_review_items(
-        self, tenant: str, *, after: int = 0, limit: int = 1000
+        self,
+        tenant: str,
+        *,
+        after: int = 0,
+        limit: int = 1000,
+        kind: str | None = None,
+        subaccount: str | None = None,
+        recorded_before: str | None = None,
     ) -> list[ReviewItem]:
-        """Up to ``limit`` open items of ``tenant`` with position > ``after``, oldest first."""
+        """Up to ``limit`` open items of ``tenant`` with position > ``after``, oldest first
+        (filtered as the port says)."""
         rows = self._conn.execute(
             f"SELECT {_REVIEW_COLUMNS} FROM review_items WHERE tenant = ? "  # noqa: S608
-            "AND closed_by IS NULL AND position > ? ORDER BY position LIMIT ?",
-            (tenant, after, limit),
-        ).fetchall()
+            "AND closed_by IS NULL AND position > ? AND (? IS NULL OR kind = ?) "
+            "AND (? IS NULL OR subaccount = ?) AND (? IS NULL OR recorded_at < ?) "
+            "ORDER BY position LIMIT ?",
+            (tenant, after, kind, kind, subaccount, subaccount, recorded_before,
+             recorded_before, limit),
+        ).fetchall()  # fmt: skip
         return [_review_item(r) for r in rows]
 
     @_readable
-    def review_backlog(self) -> list[ReviewBacklog]:
-        """Open review items per kind across all tenants (kinds with none left out)."""
+    def review_backlog(self, tenant: str | None = None) -> list[ReviewBacklog]:
+        """Open review items per kind, across all tenants or of ``tenant`` alone."""
         rows = self._conn.execute(
             "SELECT kind, count(*), min(recorded_at) FROM review_items "
-            "WHERE closed_by IS NULL GROUP BY kind ORDER BY kind"
+            "WHERE closed_by IS NULL AND (? IS NULL OR tenant = ?) GROUP BY kind ORDER BY kind",
+            (tenant, tenant),
         ).fetchall()
         return [ReviewBacklog(str(kind), int(n), str(oldest)) for kind, n, oldest in rows]
 
@@ -593,6 +609,30 @@ class SqliteView:
     def quarantine_size(self) -> int:
         """Webhook bodies in quarantine, across all tenants."""
         return int(self._conn.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+
+    @_readable
+    def quarantine_summary(self, tenant: str) -> QuarantineSummary:
+        """How many bodies of ``tenant`` are in quarantine, and the oldest one's receive time."""
+        count, oldest = self._conn.execute(
+            "SELECT count(*), min(received_at) FROM quarantine WHERE tenant = ?", (tenant,)
+        ).fetchone()
+        return QuarantineSummary(int(count), None if oldest is None else str(oldest))
+
+    @_readable
+    def consent_per_day(self, tenant: str, since: str) -> list[ConsentDay]:
+        """Opt-outs and opt-ins of ``tenant`` per UTC day recorded at or after ``since``: the
+        positions recorded since then found by binary search (``position_known_at``), their
+        consent facts read by position."""
+        earlier = format_time(parse_time(since) - timedelta(milliseconds=1))
+        first = self.position_known_at(earlier) + 1
+        rows = self._conn.execute(
+            "SELECT substr(l.recorded_at, 1, 10) AS day, "
+            "sum(f.state = 'opted_out'), sum(f.state = 'opted_in') "
+            "FROM consent_facts f JOIN log l ON l.position = f.position "
+            "WHERE f.position >= ? AND f.tenant = ? GROUP BY day ORDER BY day",
+            (first, tenant),
+        ).fetchall()
+        return [ConsentDay(str(day), int(out), int(in_)) for day, out, in_ in rows]
 
     @_readable
     def policy_version_conflicts(self) -> list[PolicyConflict]:
