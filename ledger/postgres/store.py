@@ -207,6 +207,59 @@ class PgLogStore:
             if cur.rowcount == 0:
                 raise NotFound(f"no unerased evidence at position {position}")
 
+    def erase(
+        self,
+        positions: Sequence[int],
+        reason: str,
+        tombstone: Draft | None = None,
+        quarantined: Sequence[int] = (),
+    ) -> Appended | None:
+        """See the port: one append transaction under the log lock (``append_built``): the
+        evidence and the quarantined bodies erased by one statement each, the tombstone
+        appended after them. PostgreSQL keeps the old row versions until ``scrub``."""
+
+        def build(conn: Connection) -> list[Draft]:
+            at = self._writer.now()
+            conn.execute(
+                "UPDATE evidence SET salt = NULL, content = NULL, erased_at = %s, "
+                "erase_reason = %s WHERE erased_at IS NULL AND position = ANY(%s::bigint[])",
+                (at, reason, list(positions)),
+            )
+            records.erase_quarantined(conn, quarantined, f"body erased on {at[:10]}: {reason}")
+            return [tombstone] if tombstone is not None else []
+
+        appended = self.append_built(build)
+        return appended[0] if appended else None
+
+    def scrub(self) -> None:
+        """See the port: ``VACUUM FULL`` of ``evidence`` and ``quarantine`` (and their TOAST
+        tables), on a connection of its own. A plain ``VACUUM`` frees the space of the old row
+        versions but leaves their bytes in it; a full one writes each table anew and the
+        server truncates and unlinks the old files. It waits at most ``lock_timeout`` for the
+        tables, then holds them exclusively while it runs (appends wait: docs/adopting.md).
+        ``StoreUnavailable`` (nothing done) while a transaction older than the newest
+        erasure still runs — a rewrite would keep the old versions it might see — or when
+        the tables stay busy, or when this role does not own them (it may not rewrite them)."""
+        conn = connect(self.url)
+        try:
+            with unavailable_on_driver_error("cannot scrub now"):
+                held = conn.execute(_HELD_BACK).fetchone()
+                if held is not None and held[0]:
+                    raise StoreUnavailable(
+                        f"{held[0]} transaction(s) older than the last erasure still run, and "
+                        "the erased rows stay readable to them: the scrub did not start; retry"
+                    )
+                before = conn.execute(_FILES).fetchone()
+                conn.execute("VACUUM (FULL) evidence, quarantine")
+                after = conn.execute(_FILES).fetchone()
+        finally:
+            conn.close()
+        if before == after:
+            raise StoreUnavailable(
+                "this database role does not own the evidence and quarantine tables, and only "
+                "their owner may rewrite them: scrub as the owner role"
+            )
+
     def keys(self) -> PgKeys:
         """The API keys (each call reads the newest committed state)."""
         return PgKeys(self.reader)
@@ -471,6 +524,26 @@ class _RetractionReads:
             (tenant, position),
         ).fetchone()
         return None if row is None else int(row[0])
+
+
+_HELD_BACK = (
+    "WITH erased AS ("
+    " SELECT min(age(xmin)) AS age FROM ("
+    "  SELECT xmin FROM evidence WHERE erased_at IS NOT NULL"
+    "  UNION ALL SELECT xmin FROM quarantine WHERE length(body) = 0) AS e"
+    ") SELECT (SELECT count(*) FROM pg_stat_activity"
+    " WHERE (datname = current_database() OR datname IS NULL) AND pid <> pg_backend_pid()"
+    " AND greatest(age(backend_xmin), age(backend_xid)) >= erased.age)"
+    " + (SELECT count(*) FROM pg_prepared_xacts"
+    " WHERE database = current_database() AND age(transaction) >= erased.age)"
+    " + (SELECT count(*) FROM pg_replication_slots"
+    " WHERE (database = current_database() OR database IS NULL) AND age(xmin) >= erased.age)"
+    " FROM erased"
+)
+"""How many transactions (sessions, prepared transactions, replication slots) may still see
+the row versions the newest erasure replaced: ``VACUUM`` keeps every version such a
+transaction may see (the erasing transaction's id is the ``xmin`` of the erased rows)."""
+_FILES = "SELECT pg_relation_filenode('evidence'), pg_relation_filenode('quarantine')"
 
 
 def _taken(conn: Connection, draft: Draft) -> bool:

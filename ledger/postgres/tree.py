@@ -35,12 +35,15 @@ class Nodes:
 
 
 def add_leaves(conn: Connection, stored: Sequence[StoredEntry]) -> None:
-    """Write the nodes completed by appending ``stored`` (consecutive, after the current tree)."""
+    """Write the nodes completed by appending ``stored`` (consecutive, after the current tree)
+    in one statement (never a pipeline: it runs under the log lock, ``ledger.postgres.store``)."""
     rows = [
         (leaf << LEVEL_BITS | level, level, index, digest)
         for leaf, level, index, digest in pure.completed(stored, Nodes(conn).node)
     ]
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO tree_nodes (node, level, idx, hash) VALUES (%s, %s, %s, %s)", rows
+    if rows:
+        conn.execute(
+            "INSERT INTO tree_nodes (node, level, idx, hash) SELECT * FROM unnest("
+            "%s::bigint[], %s::integer[], %s::bigint[], %s::bytea[])",
+            [list(column) for column in zip(*rows, strict=True)],
         )
