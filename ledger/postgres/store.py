@@ -232,22 +232,31 @@ class PgLogStore:
         return appended[0] if appended else None
 
     def scrub(self) -> None:
-        """See the port: ``VACUUM FULL`` of ``evidence`` and ``quarantine`` (and their TOAST
+        """See the port: ``VACUUM (FULL)`` of ``evidence`` and ``quarantine`` (and their TOAST
         tables), on a connection of its own. A plain ``VACUUM`` frees the space of the old row
-        versions but leaves their bytes in it; a full one writes each table anew and the
-        server truncates and unlinks the old files. It waits at most ``lock_timeout`` for the
-        tables, then holds them exclusively while it runs (appends wait: docs/adopting.md).
-        ``StoreUnavailable`` (nothing done) while a transaction older than the newest
-        erasure still runs — a rewrite would keep the old versions it might see — or when
-        the tables stay busy, or when this role does not own them (it may not rewrite them)."""
+        versions but leaves their bytes in it; a full one writes each table anew, and the
+        server empties and removes the old files. A plain ``VACUUM`` runs first: the old
+        versions it cannot remove (its count of dead rows left; nothing but an erasure updates
+        these tables) are ones a transaction older than the erasure may still read, which a
+        rewrite would keep too — then ``StoreUnavailable`` and nothing more is done. The
+        rewrite waits at most ``lock_timeout`` for the tables (else ``StoreUnavailable``), then
+        holds them exclusively while it runs (appends wait: docs/adopting.md §3). Only the
+        tables' owner may rewrite them: ``StoreUnavailable`` for another role."""
         conn = connect(self.url)
         try:
             with unavailable_on_driver_error("cannot scrub now"):
-                held = conn.execute(_HELD_BACK).fetchone()
-                if held is not None and held[0]:
+                row = conn.execute(_OWNER).fetchone()
+                if row is None or not row[0]:
                     raise StoreUnavailable(
-                        f"{held[0]} transaction(s) older than the last erasure still run, and "
-                        "the erased rows stay readable to them: the scrub did not start; retry"
+                        "only the owner of the evidence and quarantine tables may rewrite them: "
+                        "scrub as the owner role"
+                    )
+                conn.execute("VACUUM evidence, quarantine")
+                row = conn.execute(_DEAD).fetchone()
+                if row is not None and row[0]:
+                    raise StoreUnavailable(
+                        f"a transaction older than the erasure may still read {row[0]} erased "
+                        "row version(s): the scrub did not complete; retry"
                     )
                 before = conn.execute(_FILES).fetchone()
                 conn.execute("VACUUM (FULL) evidence, quarantine")
@@ -255,10 +264,7 @@ class PgLogStore:
         finally:
             conn.close()
         if before == after:
-            raise StoreUnavailable(
-                "this database role does not own the evidence and quarantine tables, and only "
-                "their owner may rewrite them: scrub as the owner role"
-            )
+            raise StoreUnavailable("the evidence tables were not rewritten; scrub again")
 
     def keys(self) -> PgKeys:
         """The API keys (each call reads the newest committed state)."""
@@ -526,23 +532,21 @@ class _RetractionReads:
         return None if row is None else int(row[0])
 
 
-_HELD_BACK = (
-    "WITH erased AS ("
-    " SELECT min(age(xmin)) AS age FROM ("
-    "  SELECT xmin FROM evidence WHERE erased_at IS NOT NULL"
-    "  UNION ALL SELECT xmin FROM quarantine WHERE length(body) = 0) AS e"
-    ") SELECT (SELECT count(*) FROM pg_stat_activity"
-    " WHERE (datname = current_database() OR datname IS NULL) AND pid <> pg_backend_pid()"
-    " AND greatest(age(backend_xmin), age(backend_xid)) >= erased.age)"
-    " + (SELECT count(*) FROM pg_prepared_xacts"
-    " WHERE database = current_database() AND age(transaction) >= erased.age)"
-    " + (SELECT count(*) FROM pg_replication_slots"
-    " WHERE (database = current_database() OR database IS NULL) AND age(xmin) >= erased.age)"
-    " FROM erased"
+_SCRUBBED = "('evidence'::regclass, 'quarantine'::regclass)"
+_OWNER = (
+    "SELECT bool_and(pg_has_role(c.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE')) "  # noqa: S608
+    "FROM pg_class c, pg_database d WHERE d.datname = current_database() "
+    f"AND c.oid IN {_SCRUBBED}"
 )
-"""How many transactions (sessions, prepared transactions, replication slots) may still see
-the row versions the newest erasure replaced: ``VACUUM`` keeps every version such a
-transaction may see (the erasing transaction's id is the ``xmin`` of the erased rows)."""
+"""Whether this role may vacuum the scrubbed tables (their owner's or the database owner's
+privileges; a superuser has every role's)."""
+_DEAD = (
+    "SELECT coalesce(sum(pg_stat_get_dead_tuples(c.oid)), 0) FROM pg_class c "  # noqa: S608
+    f"WHERE c.oid IN {_SCRUBBED} OR c.oid IN (SELECT reltoastrelid FROM pg_class "
+    f"WHERE oid IN {_SCRUBBED})"
+)
+"""The dead row versions the last ``VACUUM`` of the scrubbed tables (and their TOAST tables)
+could not remove."""
 _FILES = "SELECT pg_relation_filenode('evidence'), pg_relation_filenode('quarantine')"
 
 
