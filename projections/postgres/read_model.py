@@ -144,11 +144,12 @@ _KNOWN = (
     "g.tenant = %(tenant)s AND g.position <= %(position)s "
     "AND (g.retracted_by IS NULL OR g.retracted_by > %(position)s) AND g.occurred_at <= %(at)s"
 )
-# Every suppression listing reads a page of numbers (``numbers``) and answers one row per number
-# of it: its deciding fact when that is an opt-out, else NULLs (so the page's end is known).
+# Every suppression listing reads a page of numbers (``numbers``) and answers the deciding fact
+# of each number of it that is an opt-out, then one row more (``k`` 1): the page's last number
+# and its size, so the caller knows where the next page starts.
 _LISTED = (
-    "SELECT n.msisdn, d.scope, d.position FROM numbers n LEFT JOIN deciding d "
-    "ON d.msisdn = n.msisdn AND d.state = 'opted_out' ORDER BY n.msisdn"
+    "SELECT 0 AS k, msisdn, scope, position FROM deciding WHERE state = 'opted_out' "
+    "UNION ALL SELECT 1, max(msisdn), NULL, count(*) FROM numbers ORDER BY k, msisdn"
 )
 # For one subaccount, the rule of ``_DECIDING``: as known at the consent projection's position
 # (gated inside the statement, so it holds even while appends go on), a page of the numbers
@@ -163,10 +164,11 @@ _SUPPRESSED = (
     ") UNION ALL ("
     " SELECT DISTINCT msisdn FROM consent_facts WHERE tenant = %(tenant)s"
     f" AND msisdn > %(after)s AND NOT {_EXACT} ORDER BY msisdn LIMIT %(limit)s"
-    ")), current AS ("
-    " SELECT c.msisdn, c.scope, c.occurred_at, c.position, c.state FROM numbers n"
-    " JOIN consent_current c ON c.tenant = %(tenant)s AND c.msisdn = n.msisdn"
-    f" AND c.scope IN (%(subaccount)s, '') WHERE {_EXACT}"
+    ")), current AS ("  # the page's rows: one range of the primary key, whatever the plan
+    " SELECT msisdn, scope, occurred_at, position, state FROM consent_current"
+    " WHERE tenant = %(tenant)s AND msisdn > %(after)s"
+    " AND msisdn <= (SELECT max(msisdn) FROM numbers)"
+    f" AND scope IN (%(subaccount)s, '') AND {_EXACT}"
     "), later AS ("
     " SELECT msisdn FROM current WHERE occurred_at > %(at)s"
     "), deciding AS (("
@@ -391,8 +393,9 @@ class PgView:
         query = _SUPPRESSED if subaccount is not None else _SUPPRESSED_EVERYWHERE
         with self._borrow() as conn:
             rows = conn.execute(query, params).fetchall()
-        facts = [NumberFact(str(m), str(s), int(p)) for m, s, p in rows if p is not None]
-        cursor = (str(rows[-1][0]), "") if len(rows) == limit else None
+        *found, (_, last, _, examined) = rows
+        facts = [NumberFact(str(m), str(s), int(p)) for _, m, s, p in found]
+        cursor = (str(last), "") if examined == limit else None
         return FactPage(facts, cursor)
 
     @_readable
