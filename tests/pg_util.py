@@ -10,6 +10,7 @@ server answers, a PostgreSQL test is skipped with the reason shown — except un
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -124,3 +125,20 @@ def data_files(url: str) -> list[Path]:
 def file_bytes(files: list[Path]) -> bytes:
     """Everything ``files`` hold now (a file gone counts as empty)."""
     return b"".join(f.read_bytes() if f.is_file() else b"" for f in files)
+
+
+def scrub_when_free(store: object, seconds: float = 60) -> None:
+    """``store.scrub()`` (a ``LogStore``), run again while it answers ``StoreUnavailable``: on
+    PostgreSQL a session of another test run on the shared server may hold a snapshot older
+    than the erasure for a while (the port says: run it again)."""
+    from ledger.errors import StoreUnavailable
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            store.scrub()  # type: ignore[attr-defined]
+            return
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -19,8 +19,7 @@ from ledger import merkle
 from ledger.checkpoint import open_note
 from projections.bundle_verify import verify_bundle
 from tests.api.conftest import ALL, ENCODED, MSISDN, Client, bearer, fixture_json
-from tests.pg_util import data_files, file_bytes
-from tests.postgres.test_erasure import scrub_when_free
+from tests.pg_util import data_files, file_bytes, scrub_when_free
 
 MARKER = "Zephyrine-Quillfeather-7731"
 """A text that appears in the evidence (and a quarantined body) only."""
@@ -172,7 +171,7 @@ def test_erase_a_number_on_postgresql(pg_url: str, capsys: pytest.CaptureFixture
         assert r.status_code == 201, r.text
         assert stop["position"] in r.json()["positions"]
         if not r.json()["scrubbed"]:  # another session of the shared server held a snapshot
-            scrub_when_free(client.app.state.services.ledger)
+            scrub_when_free(client.app.state.services.ledger.store)
         assert MARKER.encode() not in file_bytes(before + data_files(pg_url))
         decision = client.get(f"/v1/consent/ACME_MKT/{ENCODED}", headers=bearer(keys["check"]))
         assert decision.json()["state"] == "opted_out"

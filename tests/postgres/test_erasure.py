@@ -6,7 +6,6 @@ refused until that transaction ends (docs/adopting.md §3)."""
 from __future__ import annotations
 
 import secrets
-import time
 
 import psycopg
 import pytest
@@ -17,7 +16,7 @@ from ledger.events import ConsentRevoked, EvidenceErased
 from ledger.store import Draft, QuarantineRecord
 from projections.ledger import ConsentLedger
 
-from ..pg_util import data_files, file_bytes
+from ..pg_util import data_files, file_bytes, scrub_when_free
 
 
 def stop(key: str, text: str) -> Draft:
@@ -31,19 +30,6 @@ def stop(key: str, text: str) -> Draft:
                              policy="default@1", channel="sms", method="api", actor="x"),
         evidence=Evidence(text=text),
     )  # fmt: skip
-
-
-def scrub_when_free(led: ConsentLedger, seconds: float = 60) -> None:
-    """Scrub, again while other sessions of the shared test server hold older snapshots."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            led.store.scrub()
-            return
-        except StoreUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def test_scrubbed_text_is_in_no_file_and_an_older_snapshot_defers_the_scrub(pg_url: str) -> None:
@@ -78,7 +64,7 @@ def test_scrubbed_text_is_in_no_file_and_an_older_snapshot_defers_the_scrub(pg_u
                 led.store.scrub()
         finally:
             older.close()
-        scrub_when_free(led)
+        scrub_when_free(led.store)
         after = data_files(pg_url)
         assert marker.encode() not in file_bytes(before + after)
         assert long[:200].encode() not in file_bytes(before + after)
