@@ -211,6 +211,65 @@ class PgLogStore:
             if cur.rowcount == 0:
                 raise NotFound(f"no unerased evidence at position {position}")
 
+    def erase(
+        self,
+        positions: Sequence[int],
+        reason: str,
+        tombstone: Draft | None = None,
+        quarantined: Sequence[int] = (),
+    ) -> Appended | None:
+        """See the port: one append transaction under the log lock (``append_built``): the
+        evidence and the quarantined bodies erased by one statement each, the tombstone
+        appended after them. PostgreSQL keeps the old row versions until ``scrub``."""
+
+        def build(conn: Connection) -> list[Draft]:
+            at = self._writer.now()
+            conn.execute(
+                "UPDATE evidence SET salt = NULL, content = NULL, erased_at = %s, "
+                "erase_reason = %s WHERE erased_at IS NULL AND position = ANY(%s::bigint[])",
+                (at, reason, list(positions)),
+            )
+            records.erase_quarantined(conn, quarantined, f"body erased on {at[:10]}: {reason}")
+            return [tombstone] if tombstone is not None else []
+
+        appended = self.append_built(build)
+        return appended[0] if appended else None
+
+    def scrub(self) -> None:
+        """See the port: ``VACUUM (FULL)`` of ``evidence`` and ``quarantine`` (and their TOAST
+        tables), on a connection of its own. A plain ``VACUUM`` frees the space of the old row
+        versions but leaves their bytes in it; a full one writes each table anew, and the
+        server empties and removes the old files. A plain ``VACUUM`` runs first: the old
+        versions it cannot remove (its count of dead rows left; nothing but an erasure updates
+        these tables) are ones a transaction older than the erasure may still read, which a
+        rewrite would keep too — then ``StoreUnavailable`` and nothing more is done. The
+        rewrite waits at most ``lock_timeout`` for the tables (else ``StoreUnavailable``), then
+        holds them exclusively while it runs (appends wait: docs/adopting.md §3). Only the
+        tables' owner may rewrite them: ``StoreUnavailable`` for another role."""
+        conn = connect(self.url)
+        try:
+            with unavailable_on_driver_error("cannot scrub now"):
+                row = conn.execute(_OWNER).fetchone()
+                if row is None or not row[0]:
+                    raise StoreUnavailable(
+                        "only the owner of the evidence and quarantine tables may rewrite them: "
+                        "scrub as the owner role"
+                    )
+                conn.execute("VACUUM evidence, quarantine")
+                row = conn.execute(_DEAD).fetchone()
+                if row is not None and row[0]:
+                    raise StoreUnavailable(
+                        f"a transaction older than the erasure may still read {row[0]} erased "
+                        "row version(s): the scrub did not complete; retry"
+                    )
+                before = conn.execute(_FILES).fetchone()
+                conn.execute("VACUUM (FULL) evidence, quarantine")
+                after = conn.execute(_FILES).fetchone()
+        finally:
+            conn.close()
+        if before == after:
+            raise StoreUnavailable("the evidence tables were not rewritten; scrub again")
+
     def keys(self) -> PgKeys:
         """The API keys (each call reads the newest committed state)."""
         return PgKeys(self.reader)
@@ -479,6 +538,24 @@ class _RetractionReads:
             (tenant, position),
         ).fetchone()
         return None if row is None else int(row[0])
+
+
+_SCRUBBED = "('evidence'::regclass, 'quarantine'::regclass)"
+_OWNER = (
+    "SELECT bool_and(pg_has_role(c.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE')) "  # noqa: S608
+    "FROM pg_class c, pg_database d WHERE d.datname = current_database() "
+    f"AND c.oid IN {_SCRUBBED}"
+)
+"""Whether this role may vacuum the scrubbed tables (their owner's or the database owner's
+privileges; a superuser has every role's)."""
+_DEAD = (
+    "SELECT coalesce(sum(pg_stat_get_dead_tuples(c.oid)), 0) FROM pg_class c "  # noqa: S608
+    f"WHERE c.oid IN {_SCRUBBED} OR c.oid IN (SELECT reltoastrelid FROM pg_class "
+    f"WHERE oid IN {_SCRUBBED})"
+)
+"""The dead row versions the last ``VACUUM`` of the scrubbed tables (and their TOAST tables)
+could not remove."""
+_FILES = "SELECT pg_relation_filenode('evidence'), pg_relation_filenode('quarantine')"
 
 
 def _taken(conn: Connection, draft: Draft) -> bool:

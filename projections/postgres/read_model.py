@@ -47,9 +47,18 @@ from ledger.store import Appended, StoredEntry
 from projections.config import PolicyConflict, SubaccountSettings
 from projections.decisions import BulkStates, Decision, Fact, State, UnknownRule, decision
 from projections.decisions import unknown_rule as rule_of
+from projections.eightxeight.outbox import OutboxCounts, Reply
+from projections.postgres import outbox
 from projections.postgres.projectors import policy_version_conflicts
 from projections.postgres.tables import PROJECTION_TABLES
-from projections.read_model import Decide, Evidence, ReadView, ReviewBacklog
+from projections.read_model import (
+    Decide,
+    Evidence,
+    FactPage,
+    NumberFact,
+    ReadView,
+    ReviewBacklog,
+)
 from projections.review import ReviewItem
 from projections.timeline import Interval, TimelineFact, intervals_from
 
@@ -130,6 +139,95 @@ _DECISIONS = (
     f"{_DECIDING}SELECT d.msisdn, f.position, f.event_id, f.type, f.occurred_at, f.keyword, "  # noqa: S608
     "f.state, f.scope FROM deciding d JOIN consent_facts f ON f.position = d.position"
 )
+# -- listings (exports, retention) ---------------------------------------------------------------
+_KNOWN = (
+    "g.tenant = %(tenant)s AND g.position <= %(position)s "
+    "AND (g.retracted_by IS NULL OR g.retracted_by > %(position)s) AND g.occurred_at <= %(at)s"
+)
+# Every suppression listing reads a page of numbers (``numbers``) and answers the deciding fact
+# of each number of it that is an opt-out, then one row more (``k`` 1): the page's last number
+# and its size, so the caller knows where the next page starts.
+_LISTED = (
+    "SELECT 0 AS k, msisdn, scope, position FROM deciding WHERE state = 'opted_out' "
+    "UNION ALL SELECT 1, max(msisdn), NULL, count(*) FROM numbers ORDER BY k, msisdn"
+)
+# For one subaccount, the rule of ``_DECIDING``: as known at the consent projection's position
+# (gated inside the statement, so it holds even while appends go on), a page of the numbers
+# ``consent_current`` has for the subaccount or tenant-wide, each decided by its current facts
+# unless one is dated after the valid time asked about (then, and at an earlier position, by
+# the full bitemporal query).
+_SUPPRESSED = (
+    "WITH numbers AS (("  # noqa: S608
+    " SELECT DISTINCT msisdn FROM consent_current WHERE tenant = %(tenant)s"
+    f" AND msisdn > %(after)s AND scope IN (%(subaccount)s, '') AND {_EXACT}"
+    " ORDER BY msisdn LIMIT %(limit)s"
+    ") UNION ALL ("
+    " SELECT DISTINCT msisdn FROM consent_facts WHERE tenant = %(tenant)s"
+    f" AND msisdn > %(after)s AND NOT {_EXACT} ORDER BY msisdn LIMIT %(limit)s"
+    ")), current AS ("  # the page's rows: one range of the primary key, whatever the plan
+    " SELECT msisdn, scope, occurred_at, position, state FROM consent_current"
+    " WHERE tenant = %(tenant)s AND msisdn > %(after)s"
+    " AND msisdn <= (SELECT max(msisdn) FROM numbers)"
+    f" AND scope IN (%(subaccount)s, '') AND {_EXACT}"
+    "), later AS ("
+    " SELECT msisdn FROM current WHERE occurred_at > %(at)s"
+    "), deciding AS (("
+    " SELECT DISTINCT ON (msisdn) msisdn, scope, position, state FROM current"
+    " WHERE msisdn NOT IN (SELECT msisdn FROM later)"
+    " ORDER BY msisdn, occurred_at DESC, position DESC"
+    ") UNION ALL"
+    " SELECT n.msisdn, f.scope, f.position, f.state FROM numbers n"
+    f" CROSS JOIN LATERAL ({_FACT.format(msisdn='n.msisdn')}) AS f"
+    f" WHERE NOT {_EXACT} OR n.msisdn IN (SELECT msisdn FROM later)"
+    f") {_LISTED}"
+)
+# For every subaccount at once: a tenant-wide opt-out deciding among tenant-wide facts, and no
+# subaccount whose own latest fact is a later opt-in (that subaccount may send to the number).
+_SUPPRESSED_EVERYWHERE = (
+    "WITH numbers AS ("  # noqa: S608
+    " SELECT DISTINCT msisdn FROM consent_facts WHERE tenant = %(tenant)s"
+    " AND msisdn > %(after)s ORDER BY msisdn LIMIT %(limit)s"
+    "), deciding AS ("
+    " SELECT n.msisdn, f.scope, f.position, f.state FROM numbers n CROSS JOIN LATERAL ("
+    "  SELECT g.scope, g.position, g.state, g.occurred_at FROM consent_facts g"
+    f"  WHERE {_KNOWN} AND g.msisdn = n.msisdn AND g.scope = ''"
+    "  ORDER BY g.occurred_at DESC, g.position DESC LIMIT 1) AS f"
+    " WHERE f.state = 'opted_out' AND NOT EXISTS ("
+    f"  SELECT 1 FROM consent_facts g WHERE {_KNOWN} AND g.msisdn = n.msisdn"
+    "  AND g.scope <> '' AND g.state = 'opted_in'"
+    "  AND (g.occurred_at, g.position) > (f.occurred_at, f.position)"
+    "  AND NOT EXISTS (SELECT 1 FROM consent_facts k WHERE k.tenant = g.tenant"
+    "   AND k.msisdn = g.msisdn AND k.scope = g.scope AND k.position <= %(position)s"
+    "   AND (k.retracted_by IS NULL OR k.retracted_by > %(position)s)"
+    "   AND k.occurred_at <= %(at)s"
+    "   AND (k.occurred_at, k.position) > (g.occurred_at, g.position)))"
+    f") {_LISTED}"
+)
+# Per (msisdn, scope) of a page, its latest fact as known and in force (NULL when none is).
+_CONSENT_STATES = (
+    "SELECT p.msisdn, p.scope, f.position FROM ("  # noqa: S608
+    " SELECT DISTINCT msisdn, scope FROM consent_facts WHERE tenant = %(tenant)s"
+    " AND (msisdn, scope) > (%(after_msisdn)s, %(after_scope)s)"
+    " ORDER BY msisdn, scope LIMIT %(limit)s"
+    ") AS p LEFT JOIN LATERAL ("
+    f" SELECT g.position FROM consent_facts g WHERE {_KNOWN} AND g.msisdn = p.msisdn"
+    " AND g.scope = p.scope ORDER BY g.occurred_at DESC, g.position DESC LIMIT 1"
+    ") AS f ON true ORDER BY p.msisdn, p.scope"
+)
+# Consent facts with unerased evidence that a later, unretracted fact of the same number and
+# scope superseded, or a retraction removed, by ``before`` (recorded time).
+_SUPERSEDED = (
+    "SELECT f.position FROM consent_facts f JOIN evidence e ON e.position = f.position "
+    "WHERE f.position > %(after)s AND f.tenant = %(tenant)s AND e.salt IS NOT NULL AND ("
+    " (f.retracted_by IS NOT NULL AND "
+    "  (SELECT r.recorded_at FROM log r WHERE r.position = f.retracted_by) <= %(before)s)"
+    " OR EXISTS (SELECT 1 FROM consent_facts g JOIN log l ON l.position = g.position "
+    "  WHERE g.tenant = f.tenant AND g.msisdn = f.msisdn AND g.scope = f.scope "
+    "  AND g.retracted_by IS NULL AND (g.occurred_at, g.position) > (f.occurred_at, f.position) "
+    "  AND l.recorded_at <= %(before)s)"
+    ") ORDER BY f.position LIMIT %(limit)s"
+)
+_HIGH_VOLUME = ("consent.revoked", "consent.granted", "help.requested", "review.flagged")
 # The last position recorded at or before a time: a binary search over the dense positions
 # (recorded times never decrease with position), one primary-key look-up per step, in one
 # statement.
@@ -155,9 +253,13 @@ class PgView:
     write transaction holds (every query sees that state), or a pooled one per query (the
     ``PgReadModel``)."""
 
-    def __init__(self, borrow: Borrow, head: int | None = None) -> None:
+    def __init__(self, borrow: Borrow, head: int | None = None, *, pipeline: bool = True) -> None:
+        """``pipeline``: two statements may share a round trip; never on the writer connection
+        inside the log lock (a client frozen mid-pipeline keeps its session busy, and so the
+        lock held: ``ledger.postgres.store``)."""
         self._borrow = borrow
         self._head = head
+        self._pipeline = pipeline
 
     @_readable
     def head(self) -> int:
@@ -238,7 +340,9 @@ class PgView:
         """Decisions for many E.164 numbers at once; keyed by msisdn (see the module)."""
         distinct = list(dict.fromkeys(msisdns))
         with self._borrow() as conn:
-            rows, unknown = _bulk(conn, _DECISIONS, tenant, subaccount, distinct, at, known_at)
+            rows, unknown = _bulk(
+                conn, _DECISIONS, tenant, subaccount, distinct, at, known_at, self._pipeline
+            )
         found: dict[str, Fact] = {str(r[0]): cast(Fact, r[1:]) for r in rows}
         return {m: decision(found.get(m), unknown, at, known_at) for m in distinct}
 
@@ -249,7 +353,9 @@ class PgView:
         """The states ``decide_many`` would give (allowed and state, not who decided or why)."""
         distinct = list(dict.fromkeys(msisdns))
         with self._borrow() as conn:
-            rows, unknown = _bulk(conn, _STATES, tenant, subaccount, distinct, at, known_at)
+            rows, unknown = _bulk(
+                conn, _STATES, tenant, subaccount, distinct, at, known_at, self._pipeline
+            )
         states: dict[str, State] = {str(m): state for m, state in rows}
         return BulkStates(states, unknown.allow, unknown.known)
 
@@ -264,6 +370,69 @@ class PgView:
                 (tenant, msisdn, subaccount, known_at, known_at),
             ).fetchall()
         return intervals_from(cast(list[TimelineFact], rows))
+
+    @_readable
+    def suppressed(
+        self,
+        tenant: str,
+        subaccount: str | None,
+        at: str,
+        known_at: int,
+        after: tuple[str, str],
+        limit: int,
+    ) -> FactPage:
+        """See the port: one statement per page (see ``_SUPPRESSED``)."""
+        params = {
+            "tenant": tenant,
+            "subaccount": subaccount,
+            "at": at,
+            "position": known_at,
+            "after": after[0],
+            "limit": limit,
+        }
+        query = _SUPPRESSED if subaccount is not None else _SUPPRESSED_EVERYWHERE
+        with self._borrow() as conn:
+            rows = conn.execute(query, params).fetchall()
+        *found, (_, last, _, examined) = rows
+        facts = [NumberFact(str(m), str(s), int(p)) for _, m, s, p in found]
+        cursor = (str(last), "") if examined == limit else None
+        return FactPage(facts, cursor)
+
+    @_readable
+    def consent_states(
+        self, tenant: str, at: str, known_at: int, after: tuple[str, str], limit: int
+    ) -> FactPage:
+        """See the port: a page of (msisdn, scope) pairs (index order), one look-up each."""
+        params = {
+            "tenant": tenant,
+            "after_msisdn": after[0],
+            "after_scope": after[1],
+            "limit": limit,
+            "at": at,
+            "position": known_at,
+        }
+        with self._borrow() as conn:
+            rows = conn.execute(_CONSENT_STATES, params).fetchall()
+        facts = [NumberFact(str(m), str(s), int(p)) for m, s, p in rows if p is not None]
+        cursor = (str(rows[-1][0]), str(rows[-1][1])) if len(rows) == limit else None
+        return FactPage(facts, cursor)
+
+    @_readable
+    def superseded(self, tenant: str, before: str, after: int, limit: int) -> list[int]:
+        """See the port: one pass over the facts in position order, a page at a time."""
+        params = {"tenant": tenant, "before": before, "after": after, "limit": limit}
+        with self._borrow() as conn:
+            rows = conn.execute(_SUPERSEDED, params).fetchall()
+        return [int(r[0]) for r in rows]
+
+    @_readable
+    def configured_tenants(self) -> list[str]:
+        """Every tenant with a ``tenant.configured`` entry."""
+        with self._borrow() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT tenant FROM tenant_versions ORDER BY tenant"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
     @_readable
     def position_known_at(self, recorded_at: str) -> int:
@@ -333,6 +502,52 @@ class PgView:
                     (tenant, subaccount, tenant),
                 ).fetchall()
             )
+
+    @_readable
+    def entries_of_types(
+        self, tenant: str, types: Sequence[str], *, subaccount: str | None = None
+    ) -> list[StoredEntry]:
+        """Every entry of ``tenant`` of one of ``types`` (rare types: their partial index), in
+        position order."""
+        common = set(types) & set(_HIGH_VOLUME)
+        if common:
+            raise ValueError(f"not a rare entry type: {sorted(common)}")
+        where = "" if subaccount is None else " AND subaccount = %s"
+        params = [list(types), tenant] + ([] if subaccount is None else [subaccount])
+        with self._borrow() as conn:
+            return stored(
+                conn.execute(
+                    "SELECT position, entry, leaf_hash FROM log "  # noqa: S608
+                    f"WHERE type = ANY(%s::text[]) AND {RARE_TYPES} AND tenant = %s{where} "
+                    "ORDER BY position",
+                    params,
+                ).fetchall()
+            )
+
+    # -- the outbox --------------------------------------------------------------------------
+    @_readable
+    def open_replies(self, *, after: int = 0, limit: int = 100) -> list[Reply]:
+        """Open outbox rows after ``after``, oldest first."""
+        with self._borrow() as conn:
+            return outbox.open_replies(conn, after=after, limit=limit)
+
+    @_readable
+    def replies_at(self, position: int) -> list[Reply]:
+        """The outbox rows of the entry at ``position``."""
+        with self._borrow() as conn:
+            return outbox.replies_at(conn, position)
+
+    @_readable
+    def reply_for_message(self, tenant: str, event_id: str) -> Reply | None:
+        """The reply row whose ``clientMessageId`` is ``event_id``."""
+        with self._borrow() as conn:
+            return outbox.reply_for_message(conn, tenant, event_id)
+
+    @_readable
+    def outbox_counts(self) -> OutboxCounts:
+        """Outbox rows per action and state, and the oldest open one's recorded time."""
+        with self._borrow() as conn:
+            return outbox.outbox_counts(conn)
 
     @_readable
     def evidence(self, positions: Sequence[int]) -> Evidence:
@@ -468,7 +683,9 @@ class PgUnitOfWork:
 
     def decide_and_append(self, decide: Decide) -> list[Appended]:
         """Append what ``decide`` returns, given a view on the append's write transaction."""
-        return self._store.append_built(lambda conn: decide(PgView(lambda: nullcontext(conn))))
+        return self._store.append_built(
+            lambda conn: decide(PgView(lambda: nullcontext(conn), pipeline=False))
+        )
 
 
 # -- queries on one connection -----------------------------------------------------------------
@@ -500,8 +717,10 @@ def _bulk(
     msisdns: list[str],
     at: str,
     known_at: int,
+    pipeline: bool,
 ) -> tuple[list[tuple[Any, ...]], UnknownRule]:
-    """The rows of a bulk ``query`` and the ``unknown`` rule, in one round trip (pipelined).
+    """The rows of a bulk ``query`` and the ``unknown`` rule, in one round trip (pipelined
+    when ``pipeline``, else two).
 
     The two statements need no common snapshot: as known at a position up to the head, the
     facts and the settings never change (the gate on ``consent_current`` is inside the bulk
@@ -513,7 +732,7 @@ def _bulk(
         "at": at,
         "position": known_at,
     }
-    with conn.pipeline():
+    with conn.pipeline() if pipeline else nullcontext():
         found = conn.execute(query, params, prepare=None if len(msisdns) <= PREPARED else False)
         rule = conn.execute(_UNKNOWN_RULE, params)
     row = rule.fetchone()

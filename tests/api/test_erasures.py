@@ -8,14 +8,18 @@ import json
 from pathlib import Path
 
 import pytest
+from litestar.testing import TestClient
 
+from api.app import create_app
 from api.cli import main
+from api.keys import create_key
 from api.settings import Settings
 from api.signing import signer_for
 from ledger import merkle
 from ledger.checkpoint import open_note
 from projections.bundle_verify import verify_bundle
-from tests.api.conftest import ENCODED, MSISDN, Client, bearer, fixture_json
+from tests.api.conftest import ALL, ENCODED, MSISDN, Client, bearer, fixture_json
+from tests.pg_util import data_files, file_bytes, scrub_when_free
 
 MARKER = "Zephyrine-Quillfeather-7731"
 """A text that appears in the evidence (and a quarantined body) only."""
@@ -144,3 +148,35 @@ def test_erasure_needs_a_reason_and_admin(client: Client, keys: dict[str, str]) 
         "/v1/erasures", json={"position": 2, "reason": "T-1"}, headers=bearer(keys["other"])
     )
     assert r.status_code == 404
+
+
+def test_erase_a_number_on_postgresql(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = Settings(db=pg_url, log_format="json", checkpoint_interval=0)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        table = client.app.state.services.ledger.store.keys()
+        keys = {s: create_key(table, tenant="default", scopes=[s]) for s in ALL}  # type: ignore[list-item]
+        for n in range(10):
+            post_webhook(client, keys, stop_with_marker(f"umid-{n}"))
+        stop = post_webhook(client, keys, stop_with_marker("umid-last"))
+        body = f'{{"payload": {{"source": "{MSISDN}", "note": "{MARKER}"'
+        assert post_webhook(client, keys, body.encode())["outcome"] == "quarantined"
+        before = data_files(pg_url)
+        assert MARKER.encode() in file_bytes(before)
+
+        r = client.post(
+            "/v1/erasures",
+            json={"msisdn": MSISDN, "reason": "DSR-2026-0142"},
+            headers=bearer(keys["admin"]),
+        )
+        assert r.status_code == 201, r.text
+        assert stop["position"] in r.json()["positions"]
+        if not r.json()["scrubbed"]:  # another session of the shared server held a snapshot
+            scrub_when_free(client.app.state.services.ledger.store)
+        assert MARKER.encode() not in file_bytes(before + data_files(pg_url))
+        decision = client.get(f"/v1/consent/ACME_MKT/{ENCODED}", headers=bearer(keys["check"]))
+        assert decision.json()["state"] == "opted_out"
+        trail = client.get(f"/v1/audit/ACME_MKT/{ENCODED}", headers=bearer(keys["audit"])).json()
+        erased = next(e for e in trail["entries"] if e["position"] == stop["position"])
+        assert erased["evidence_erased_note"].endswith(": DSR-2026-0142")
+    capsys.readouterr()
+    assert main(["verify", "--db", pg_url]) == 0

@@ -8,6 +8,8 @@ from ledger.events import ConsentGranted, ConsentRevoked, EvidenceErased
 from ledger.store import Draft, QuarantineRecord
 from projections.ledger import ConsentLedger
 
+from ..pg_util import scrub_when_free
+
 TENANT = "t"
 A, B = "+6581000001", "+6581000002"
 
@@ -83,7 +85,7 @@ def test_erase_appends_a_tombstone_and_empties_the_quarantine(ledger: ConsentLed
     after = ledger.decide(TENANT, "S", A, at="2026-02-01")
     assert (after.state, after.decided_by) == (before.state, before.decided_by)
     assert ledger.store.erase(positions[:2], "again") is None  # nothing left, no tombstone
-    ledger.store.scrub()
+    scrub_when_free(ledger.store)
 
 
 def test_suppressed_and_consent_states(ledger: ConsentLedger) -> None:

@@ -21,6 +21,7 @@ from projections.eightxeight.templates import validate
 from projections.intake import IntakeRequest, IntakeResult, record
 from projections.ledger import ConsentLedger
 from projections.resolve import resolve
+from tests.conftest import ENGINES
 
 from .conftest import API_KEY
 
@@ -84,6 +85,7 @@ def settle(d: Dispatcher, passes: int = 1) -> None:
         d.wait()
 
 
+@pytest.mark.parametrize("ledger", ENGINES, indirect=True)
 def test_a_live_stop_gets_one_confirmation_from_the_number_texted(
     led: ConsentLedger, dispatcher: Dispatcher, fake: FakeEightByEight
 ) -> None:
@@ -200,6 +202,7 @@ def test_refused_connections_are_retried(
     d.close()
 
 
+@pytest.mark.parametrize("ledger", ENGINES, indirect=True)
 def test_an_uncertain_reply_is_reviewed_and_settled_by_its_receipt(
     led: ConsentLedger, dispatcher: Dispatcher, fake: FakeEightByEight
 ) -> None:
@@ -265,6 +268,7 @@ def test_a_dispatcher_that_died_mid_call_leaves_an_uncertain_reply(
     assert fake.sent() == []
 
 
+@pytest.mark.parametrize("ledger", ENGINES, indirect=True)
 def test_the_blacklist_push_follows_the_confirmation(
     led: ConsentLedger, dispatcher: Dispatcher, fake: FakeEightByEight
 ) -> None:

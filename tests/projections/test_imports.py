@@ -23,6 +23,7 @@ from projections.imports import (
 from projections.intake import IntakeRequest, record
 from projections.ledger import ConsentLedger
 from projections.resolve import resolve
+from tests.conftest import ENGINES
 
 TENANT = "default"
 MKT, CARE = "ACME_MKT", "ACME_CARE"
@@ -63,6 +64,7 @@ def state(led: ConsentLedger, subaccount: str, number: str = NUMBER, at: str | N
     return led.decide(TENANT, subaccount, number, at=at).state
 
 
+@pytest.mark.parametrize("ledger", ENGINES, indirect=True)
 def test_csv_every_column(led: ConsentLedger, tmp_path: Path) -> None:
     summary, rejected = run(
         led,
@@ -151,6 +153,7 @@ def test_national_forms(led: ConsentLedger, tmp_path: Path) -> None:
     assert state(led, MKT, "+61412345678") == "opted_out"  # tenant-wide
 
 
+@pytest.mark.parametrize("ledger", ENGINES, indirect=True)
 def test_duplicates_within_and_across_files(led: ConsentLedger, tmp_path: Path) -> None:
     row = f"{NUMBER},ACME_MKT,2024-01-01T00:00:00Z\n"
     first, _ = run(led, tmp_path / "a.csv", "msisdn,subaccount,occurred_at\n" + row * 3)
@@ -262,6 +265,7 @@ def test_strict_and_dry_run(led: ConsentLedger, tmp_path: Path) -> None:
     assert led.head() == head  # nothing recorded by either
 
 
+@pytest.mark.parametrize("ledger", ENGINES, indirect=True)
 def test_imported_opt_in_over_a_ledger_opt_out_is_held(led: ConsentLedger, tmp_path: Path) -> None:
     record(
         led,

@@ -14,7 +14,7 @@ from ledger.errors import InvalidInput
 from projections.intake import IntakeRequest, record
 from projections.ledger import MIN_RETENTION_DAYS, ConsentLedger
 from projections.retention import apply_retention
-from tests.conftest import Clock
+from tests.conftest import ENGINES, Clock
 
 TENANT, MKT, NUMBER = "default", "ACME_MKT", "+6581968289"
 
@@ -42,8 +42,9 @@ def has_evidence(led: ConsentLedger, position: int) -> bool:
     return content is not None
 
 
+@pytest.mark.parametrize("ledger", ENGINES, indirect=True)
 def test_retention_at_its_boundary(
-    ledger: ConsentLedger, clock: Clock, db_path: Path, capsys: pytest.CaptureFixture[str]
+    ledger: ConsentLedger, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     led = ledger
     led.configure_subaccount(TENANT, MKT, actor="t")
@@ -67,7 +68,7 @@ def test_retention_at_its_boundary(
     assert led.decide(TENANT, MKT, NUMBER).state == "opted_out"
     assert apply_retention(led, TENANT, actor="t").erased == 0  # nothing twice
     capsys.readouterr()
-    assert main(["verify", "--db", str(db_path)]) == 0
+    assert main(["verify", "--db", led.store.location]) == 0
 
 
 def test_no_period_keeps_everything(ledger: ConsentLedger, clock: Clock) -> None:
