@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any, cast
 
@@ -44,6 +45,7 @@ from ledger.postgres.store import (
 )
 from ledger.postgres.tree import Nodes
 from ledger.store import Appended, StoredEntry
+from ledger.timefmt import format_time, parse_time
 from projections.config import PolicyConflict, SubaccountSettings
 from projections.decisions import BulkStates, Decision, Fact, State, UnknownRule, decision
 from projections.decisions import unknown_rule as rule_of
@@ -52,10 +54,12 @@ from projections.postgres import outbox
 from projections.postgres.projectors import policy_version_conflicts
 from projections.postgres.tables import PROJECTION_TABLES
 from projections.read_model import (
+    ConsentDay,
     Decide,
     Evidence,
     FactPage,
     NumberFact,
+    QuarantineSummary,
     ReadView,
     ReviewBacklog,
 )
@@ -571,24 +575,39 @@ class PgView:
 
     @_readable
     def open_review_items(
-        self, tenant: str, *, after: int = 0, limit: int = 1000
+        self,
+        tenant: str,
+        *,
+        after: int = 0,
+        limit: int = 1000,
+        kind: str | None = None,
+        subaccount: str | None = None,
+        recorded_before: str | None = None,
     ) -> list[ReviewItem]:
-        """Up to ``limit`` open items of ``tenant`` with position > ``after``, oldest first."""
+        """Up to ``limit`` open items of ``tenant`` with position > ``after``, oldest first
+        (filtered as the port says)."""
         with self._borrow() as conn:
             rows = conn.execute(
-                f"SELECT {_REVIEW_COLUMNS} FROM review_items WHERE tenant = %s "  # noqa: S608
-                "AND closed_by IS NULL AND position > %s ORDER BY position LIMIT %s",
-                (tenant, after, limit),
-            ).fetchall()
+                f"SELECT {_REVIEW_COLUMNS} FROM review_items WHERE tenant = %(tenant)s "  # noqa: S608
+                "AND closed_by IS NULL AND position > %(after)s "
+                "AND (%(kind)s::text IS NULL OR kind = %(kind)s) "
+                "AND (%(subaccount)s::text IS NULL OR subaccount = %(subaccount)s) "
+                "AND (%(before)s::text IS NULL OR recorded_at < %(before)s) "
+                "ORDER BY position LIMIT %(limit)s",
+                {"tenant": tenant, "after": after, "kind": kind, "subaccount": subaccount,
+                 "before": recorded_before, "limit": limit},
+            ).fetchall()  # fmt: skip
         return [_review_item(r) for r in rows]
 
     @_readable
-    def review_backlog(self) -> list[ReviewBacklog]:
-        """Open review items per kind across all tenants (kinds with none left out)."""
+    def review_backlog(self, tenant: str | None = None) -> list[ReviewBacklog]:
+        """Open review items per kind, across all tenants or of ``tenant`` alone."""
         with self._borrow() as conn:
             rows = conn.execute(
                 "SELECT kind, count(*), min(recorded_at) FROM review_items "
-                "WHERE closed_by IS NULL GROUP BY kind ORDER BY kind"
+                "WHERE closed_by IS NULL AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s) "
+                "GROUP BY kind ORDER BY kind",
+                {"tenant": tenant},
             ).fetchall()
         return [ReviewBacklog(str(kind), int(n), str(oldest)) for kind, n, oldest in rows]
 
@@ -609,6 +628,34 @@ class PgView:
             row = conn.execute("SELECT count(*) FROM quarantine").fetchone()
         assert row is not None
         return int(row[0])
+
+    @_readable
+    def quarantine_summary(self, tenant: str) -> QuarantineSummary:
+        """How many bodies of ``tenant`` are in quarantine, and the oldest one's receive time."""
+        with self._borrow() as conn:
+            row = conn.execute(
+                "SELECT count(*), min(received_at) FROM quarantine WHERE tenant = %s", (tenant,)
+            ).fetchone()
+        assert row is not None
+        return QuarantineSummary(int(row[0]), None if row[1] is None else str(row[1]))
+
+    @_readable
+    def consent_per_day(self, tenant: str, since: str) -> list[ConsentDay]:
+        """Opt-outs and opt-ins of ``tenant`` per UTC day recorded at or after ``since``: the
+        first position recorded since then found by binary search (``position_known_at``), the
+        consent facts from there read by position."""
+        earlier = format_time(parse_time(since) - timedelta(milliseconds=1))
+        first = self.position_known_at(earlier) + 1
+        with self._borrow() as conn:
+            rows = conn.execute(
+                "SELECT left(l.recorded_at, 10) AS day, "
+                "count(*) FILTER (WHERE f.state = 'opted_out'), "
+                "count(*) FILTER (WHERE f.state = 'opted_in') "
+                "FROM consent_facts f JOIN log l ON l.position = f.position "
+                "WHERE f.position >= %s AND f.tenant = %s GROUP BY day ORDER BY day",
+                (first, tenant),
+            ).fetchall()
+        return [ConsentDay(str(day), int(out), int(in_)) for day, out, in_ in rows]
 
     @_readable
     def policy_version_conflicts(self) -> list[PolicyConflict]:

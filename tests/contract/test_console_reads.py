@@ -3,6 +3,8 @@ quarantine summaries, review filters, and opt-outs and opt-ins per day."""
 
 from __future__ import annotations
 
+import time
+
 from ledger.events import ConsentGranted, ConsentRevoked, ReviewFlagged
 from ledger.store import ConsoleSession, Draft, QuarantineRecord
 from projections.ledger import ConsentLedger
@@ -68,6 +70,7 @@ def test_consent_per_day_counts_the_tenants_entries_by_recorded_day(ledger: Cons
 
 def test_review_filters_and_backlog_per_tenant(ledger: ConsentLedger) -> None:
     first = ledger.append([_flag("t", "f1", "A")])[0].position
+    time.sleep(0.005)  # recorded times have millisecond precision: the two must differ
     second = ledger.append([_flag("t", "f2", "B")])[0].position
     ledger.append([_flag("u", "f3", "A")])
     assert [i.position for i in ledger.review_queue("t")] == [first, second]
