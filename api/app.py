@@ -25,16 +25,29 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
-from api import logs, problems
+from api import console, logs, problems
 from api.auth import KeyAuthMiddleware, public_paths
 from api.checkpointer import checkpoints
+from api.eightxeight.service import dispatching
 from api.lanes import BatchLane, Lane
-from api.routes import admin, audit, consent, evidence, intake, log, ops
+from api.retention_job import retention
+from api.routes import (
+    admin,
+    audit,
+    consent,
+    erasures,
+    evidence,
+    imports,
+    intake,
+    log,
+    ops,
+    suppression,
+)
 from api.settings import Settings
 from api.state import Services
 from projections.ledger import open_ledger
 
-ROUTE_MODULES = [ops, intake, consent, audit, admin, log, evidence]
+ROUTE_MODULES = [ops, intake, consent, audit, admin, log, evidence, imports, suppression, erasures]
 DOCS_ASSETS = "/schema/assets"
 """Where Swagger UI's own files are served (public, like the rest of ``/schema``)."""
 
@@ -117,7 +130,7 @@ def create_app(settings: Settings) -> Litestar:
         services.intake_lane = intake_lane
         app.state.services = services
         try:
-            async with checkpoints(services):
+            async with checkpoints(services), retention(services), dispatching(services):
                 yield
         finally:
             intake_lane.close()
@@ -131,15 +144,18 @@ def create_app(settings: Settings) -> Litestar:
 
     handlers = [h for module in ROUTE_MODULES for h in module.ROUTES]
     return Litestar(
-        route_handlers=[*handlers, _docs_assets()],
+        route_handlers=[*handlers, _docs_assets(), console.router()],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         middleware=[
             logs.request_log_middleware,
-            DefineMiddleware(KeyAuthMiddleware, exclude=public_paths(settings.metrics)),
+            DefineMiddleware(
+                KeyAuthMiddleware, exclude=[*public_paths(settings.metrics), console.PATH_PATTERN]
+            ),
         ],
         plugins=[problems.plugin()],
         openapi_config=_openapi(),
+        template_config=console.template_config(),
         request_max_body_size=settings.max_body_bytes,
         logging_config=logs.app_logging_config(settings.log_format),
         debug=False,

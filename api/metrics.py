@@ -28,6 +28,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ledger.timefmt import parse_time
+from projections.eightxeight.outbox import OPEN_STATES, STATES
 from projections.read_model import ReadModel, ReadView
 
 _PID = [os.getpid()]
@@ -125,6 +126,7 @@ class _DatabaseGauges(Collector):
             value=self.view.quarantine_size(),
         )
         yield from self._review()
+        yield from self._outbox()
         yield GaugeMetricFamily("consent_ledger_log_size", "Entries in the log", value=head)
         lag = GaugeMetricFamily(
             "consent_ledger_projection_lag",
@@ -144,7 +146,7 @@ class _DatabaseGauges(Collector):
         per_kind = GaugeMetricFamily(
             "consent_ledger_review_open", "Open review items per kind", labels=["kind"]
         )
-        for kind in ("flagged", "unresolved", "check"):
+        for kind in ("flagged", "unresolved", "check", "reply"):
             per_kind.add_metric([kind], backlog[kind].open if kind in backlog else 0)
         yield per_kind
         oldest = min((b.oldest_recorded_at for b in backlog.values()), default=None)
@@ -152,5 +154,34 @@ class _DatabaseGauges(Collector):
         yield GaugeMetricFamily(
             "consent_ledger_review_oldest_age_seconds",
             "Age of the oldest open review item (0 when the queue is empty)",
+            value=max(age, 0.0),
+        )
+
+    def _outbox(self) -> Iterator[Metric]:
+        """Replies and blacklist pushes (projections.eightxeight.outbox): pending ones, the age
+        of the oldest pending, and every row per outcome."""
+        found = self.view.outbox_counts()
+        pending = GaugeMetricFamily(
+            "consent_ledger_replies_pending",
+            "Replies (and blacklist pushes) not yet sent, failed, uncertain or expired",
+            labels=["action"],
+        )
+        per_state = GaugeMetricFamily(
+            "consent_ledger_replies",
+            "Replies (and blacklist pushes) per state: sent, failed, uncertain, expired …",
+            labels=["action", "state"],
+        )
+        for action in ("reply", "blacklist"):
+            counts = found.counts.get(action, {})
+            pending.add_metric([action], sum(counts.get(s, 0) for s in OPEN_STATES))
+            for state in STATES:
+                per_state.add_metric([action, state], counts.get(state, 0))
+        yield pending
+        yield per_state
+        oldest = found.oldest_open_recorded_at
+        age = (self.now - parse_time(oldest)).total_seconds() if oldest else 0.0
+        yield GaugeMetricFamily(
+            "consent_ledger_replies_oldest_pending_age_seconds",
+            "Age of the oldest pending reply or blacklist push (0 when none)",
             value=max(age, 0.0),
         )

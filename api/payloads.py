@@ -2,8 +2,9 @@
 
 Guarantees (docs/http-api.md, "Intake"):
 - ``read_webhook`` accepts any bytes and returns an ``InboundMessage`` (an inbound text to
-  record), ``Ignored`` (a well-formed event that carries no message to record: a delivery
-  receipt, a picture without text), ``ConsentFields`` (an Automation Builder step's body,
+  record), a ``Receipt`` (a delivery receipt: it may settle an uncertain reply), ``Ignored``
+  (a well-formed event that carries no message to record: a status, a picture without text),
+  ``ConsentFields`` (an Automation Builder step's body,
   ``msisdn`` + ``subaccount`` without ``eventType``), or raises ``Unreadable`` with a one-line
   reason a person can act on — never anything else;
 - the current inbound-SMS format (``payload.source``, ``payload.body``), the Messaging Apps
@@ -29,6 +30,7 @@ from api.limits import MAX_FIELD_CHARS, MAX_ID_CHARS
 from projections.ids import usable_id
 
 INBOUND_EVENT = "inbound_message_received"
+RECEIPT_EVENT = "outbound_message_status_changed"
 
 _CHANNEL = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
 _CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
@@ -51,6 +53,15 @@ class Ignored(msgspec.Struct, frozen=True):
     """A well-formed 8x8 event that carries no message to record (delivery receipts …)."""
 
     reason: str
+
+
+class Receipt(msgspec.Struct, frozen=True, kw_only=True):
+    """A delivery receipt for an outbound SMS (it may settle an uncertain reply)."""
+
+    client_message_id: str | None
+    umid: str | None
+    state: str | None
+    error_code: str | None
 
 
 class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,10 +111,12 @@ def has_control(text: str) -> bool:
 
 
 # -- the 8x8 webhook ---------------------------------------------------------------------------
-def read_webhook(body: bytes) -> InboundMessage | Ignored | ConsentFields:
+def read_webhook(body: bytes) -> InboundMessage | Ignored | ConsentFields | Receipt:
     """The message in an 8x8 webhook body; see the module guarantees."""
     doc = document(body)
     event_type = usable_id(doc.get("eventType")) if isinstance(doc.get("eventType"), str) else None
+    if event_type == RECEIPT_EVENT:
+        return _receipt(_payload(doc))
     if event_type is not None and event_type != INBOUND_EVENT:
         return Ignored(
             f"eventType {event_type[:80]!r} is not an inbound message; nothing to record"
@@ -114,6 +127,18 @@ def read_webhook(body: bytes) -> InboundMessage | Ignored | ConsentFields:
             return consent_fields(doc)
         raise Unreadable("not an 8x8 inbound message: no eventType and no sender")
     return _message(doc, payload)
+
+
+def _receipt(payload: dict[str, Any]) -> Receipt:
+    status = payload.get("status")
+    state = _field(status, "state")
+    code = _field(status, "errorCode")
+    return Receipt(
+        client_message_id=_id(payload.get("clientMessageId")),
+        umid=_id(payload.get("umid")),
+        state=state.lower()[:32] if isinstance(state, str) else None,
+        error_code=str(code)[:32] if isinstance(code, int | str) and code not in (0, "0") else None,
+    )
 
 
 def document(body: bytes) -> dict[str, Any]:

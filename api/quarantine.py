@@ -14,6 +14,7 @@ import msgspec
 
 from ledger.entries import b64, keep_bytes
 from ledger.store import LogStore, QuarantineRecord
+from ledger.timefmt import format_time
 
 MAX_REASON_CHARS = 500
 MAX_CONTENT_TYPE_CHARS = 200
@@ -22,7 +23,10 @@ MAX_CONTENT_TYPE_CHARS = 200
 class Received(msgspec.Struct, frozen=True, kw_only=True):
     """Where and how a request arrived (kept beside a quarantined body)."""
 
-    received_at: str
+    received_at: str | None = None
+    """``None``: read from the store's clock when the body is kept. The request handlers leave
+    it so: on PostgreSQL the clock is a database round trip, which never runs on the event
+    loop, and only a quarantined body needs it."""
     content_type: str | None = None
     remote_addr: str | None = None
     request_id: str | None = None
@@ -54,7 +58,7 @@ def keep(store: LogStore, tenant: str, reason: str, body: bytes, received: Recei
     kept = keep_bytes(body)
     record = QuarantineRecord(
         tenant=tenant,
-        received_at=received.received_at,
+        received_at=received.received_at or format_time(store.clock()),
         reason=reason[:MAX_REASON_CHARS],
         content_type=(received.content_type or None)
         and received.content_type[:MAX_CONTENT_TYPE_CHARS],

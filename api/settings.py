@@ -42,8 +42,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pool_size: int = 4
     """Database connections per worker process for reads (PostgreSQL; each worker also has one
     writer connection, and the runner of a background job one more)."""
+    retention_interval: float = 86400.0
+    """Seconds between the service's evidence-retention runs (one runner per deployment; 0:
+    never)."""
+    max_import_bytes: int = 50 * 1024 * 1024
+    """The largest body ``POST /v1/imports`` takes (streamed to a temporary file)."""
     log_format: Literal["auto", "json", "console"] = "auto"
     """``json``, ``console`` or ``auto`` (console on a TTY, JSON lines otherwise)."""
+    reply_dispatch: Literal["on", "off"] = "on"
+    """Whether the service dispatches replies and blacklist pushes through 8x8 (with an 8x8
+    API key in the environment; one dispatcher per deployment)."""
     metrics: Literal["public", "key"] = "public"
     """Who may read ``/metrics``: anyone (``public``), or only a key with the ``metrics`` scope
     or an operator key (``key``)."""

@@ -35,6 +35,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from api.cli.progress import progress_bar
 from ledger import merkle
 from ledger.entries import Evidence
 from ledger.events import ConsentGranted, ConsentRevoked, Event, HelpRequested
@@ -160,23 +161,22 @@ def load(
         ledger.store._wconn.execute("PRAGMA cache_size = -1048576")  # type: ignore[attr-defined]
     started = time.perf_counter()
     generating = appending = 0.0
+    total = entries - len(SUBACCOUNTS)
     try:
         for sub in SUBACCOUNTS:
             ledger.configure_subaccount(TENANT, sub, actor="bench", default_region="SG")
-        total = entries - len(SUBACCOUNTS)
         left, done = total, 0
-        while left > 0:
-            n = min(batch, left)
-            t0 = time.perf_counter()
-            batch_drafts = drafts(n, numbers, seed + done, done, total, audit_entries)
-            t1 = time.perf_counter()
-            ledger.append(batch_drafts)
-            t2 = time.perf_counter()
-            generating, appending = generating + t1 - t0, appending + t2 - t1
-            left, done = left - n, done + n
-            if not quiet and done % 100_000 < batch:
-                rate = done / (time.perf_counter() - started)
-                sys.stderr.write(f"load: {done:,} entries ({rate:,.0f}/s)\n")
+        with progress_bar("load", total, "entries", quiet=quiet) as bar:
+            while left > 0:
+                n = min(batch, left)
+                t0 = time.perf_counter()
+                batch_drafts = drafts(n, numbers, seed + done, done, total, audit_entries)
+                t1 = time.perf_counter()
+                ledger.append(batch_drafts)
+                t2 = time.perf_counter()
+                generating, appending = generating + t1 - t0, appending + t2 - t1
+                left, done = left - n, done + n
+                bar.update(done)
         head = ledger.head()
     finally:
         ledger.close()

@@ -44,6 +44,8 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import adopt  # noqa: E402
+import console  # noqa: E402
 import inproc  # noqa: E402
 import load  # noqa: E402
 import server  # noqa: E402
@@ -318,6 +320,18 @@ def engine_rows(
             goal,
             ok,
         )
+    if "console" in e:
+        c = e["console"]
+        add(
+            "console",
+            f"console number page for one number ({c['entries_shown']} entries) in a "
+            f"{size:,}-entry log, server time (look-up and render, in-process): p99",
+            _ms(c["p99_ms"]),
+            "—",
+            None,
+            "≤ 100 ms",
+            c["p99_ms"] <= 100,
+        )
     if "verify" in e:
         s = e["verify"]["seconds"]
         limit = 60 if pg else 30
@@ -349,6 +363,7 @@ def engine_rows(
             goal,
             ok,
         )
+    out += adopt_rows(e.get("adopt", {}), name)
     return out
 
 
@@ -361,9 +376,65 @@ def rows_of(m: dict[str, Any], a: argparse.Namespace) -> list[Row]:
 ROW_ORDER = (
     "webhook", "webhook_p50", "webhook_p99", "two_nodes", "two_nodes_p99", "two_nodes_kept",
     "decision", "decision_p99", "bulk", "bulk_national", "append_1", "append_8", "rebuild",
-    "audit", "verify", "memory",
+    "audit", "console", "verify", "memory", "import", "export", "webhook_during_import",
 )  # fmt: skip
 """The table's rows: each figure, every engine's row of it one after the other."""
+
+
+def adopt_rows(m: dict[str, Any], name: str) -> list[tuple[str, Row]]:
+    """Import, export and webhooks during an import (docs/adopting.md; SQLite runs)."""
+    rows: list[tuple[str, Row]] = []
+    if "import" in m:
+        rate, base = m["import"]["rows_per_s"], m["baseline"]["entries_per_s"]
+        size = m["import"]["log_entries_before"]
+        rows.append(
+            (
+                "import",
+                Row(
+                    f"import of {m['import']['rows']:,} new opt-outs into a {size:,}-entry log: "
+                    "rows/s",
+                    name,
+                    _n(rate),
+                    f"{_n(base)} (raw append of the same drafts)",
+                    rate / base,
+                    "≥ 50,000/s",
+                    rate >= 50_000,
+                ),
+            )
+        )
+    if "export" in m:
+        e = m["export"]
+        rows.append(
+            (
+                "export",
+                Row(
+                    f"export of a suppression list ({e['numbers']:,} numbers), CSV: numbers/s",
+                    name,
+                    _n(e["numbers_per_s"]),
+                    "—",
+                    None,
+                    "≥ 100,000/s (1,000,000 in ≤ 10 s)",
+                    e["numbers_per_s"] >= 100_000,
+                ),
+            )
+        )
+    if "webhook" in m:
+        during, alone = m["webhook"]["during_import"]["p99_ms"], m["webhook"]["alone"]["p99_ms"]
+        rows.append(
+            (
+                "webhook_during_import",
+                Row(
+                    "webhook p99 during an import (vs. without, same server and load)",
+                    name,
+                    _ms(during),
+                    _ms(alone),
+                    during / alone,
+                    "≤ 2 × without",
+                    during <= 2 * alone,
+                ),
+            )
+        )
+    return rows
 
 
 def cpu_table(m: dict[str, Any]) -> str:
@@ -662,6 +733,24 @@ def _head(t: Target) -> int:
         ledger.close()
 
 
+def adopt_phase(a: argparse.Namespace, db: Path, work: Path) -> dict[str, Any]:
+    """Export, the raw append baseline, an import, and webhooks during an import (last: each
+    adds entries to the log)."""
+    out: dict[str, Any] = {}
+    say("export of a suppression list")
+    out["export"] = adopt.export_rate(db)
+    say(f"raw append baseline and import of {a.import_rows:,} rows")
+    out["baseline"] = adopt.baseline(db, work, a.import_rows)
+    out["import"] = adopt.import_rate(db, work, a.import_rows)
+    if "http" not in a.skip:
+        key = bench_key(Target("sqlite", str(db)))
+        say("webhooks without and during an import")
+        out["webhook"] = adopt.webhook_during_import(
+            db, work, key, a.import_rows, a.duration, a.connections, a.workers
+        )
+    return out
+
+
 # -- main --------------------------------------------------------------------------------------
 def arguments() -> argparse.Namespace:
     """Command-line options (sizes are parameters)."""
@@ -699,13 +788,18 @@ def arguments() -> argparse.Namespace:
         "(every store of the run in a fresh schema there, dropped at the end)",
     )
     p.add_argument(
-        "--skip", action="append", default=[], choices=["verify", "rebuild", "appends", "http"]
+        "--skip",
+        action="append",
+        default=[],
+        choices=["verify", "rebuild", "appends", "http", "import", "console"],
     )
+    p.add_argument("--import-rows", type=int, help="rows per import run (default 100,000)")
     a = p.parse_args()
     a.log_size = a.log_size or (20_000 if a.quick else 1_000_000)
     a.numbers = a.numbers or a.log_size
     a.duration = a.duration or (3.0 if a.quick else 10.0)
     a.appends = tuple(a.appends or ((500, 2_000) if a.quick else (3_000, 20_000)))
+    a.import_rows = a.import_rows or (10_000 if a.quick else 100_000)
     return a
 
 
@@ -723,6 +817,9 @@ def engine_phase(a: argparse.Namespace, t: Target, work: Path) -> dict[str, Any]
     if "rebuild" not in a.skip:
         say(f"{t.name}: rebuild")
         e["rebuild"] = inproc.rebuild_rate(t.log)
+    if "console" not in a.skip and t.engine == "sqlite":  # bench/console.py reads SQLite
+        say(f"{t.name}: console number page")
+        e["console"] = console.number_page(Path(t.log))
     say(f"{t.name}: raw point lookups")
     lists = bulk_lists(on_file)[:5]
     if t.engine == "sqlite":
@@ -737,6 +834,8 @@ def engine_phase(a: argparse.Namespace, t: Target, work: Path) -> dict[str, Any]
         e["http"] = server_phase(a, t, work, on_file, key)
         if t.engine == "postgresql":
             e["two_nodes"] = two_node_phase(a, t, work, key)
+    if "import" not in a.skip and t.engine == "sqlite":  # bench/adopt.py reads SQLite
+        e["adopt"] = adopt_phase(a, Path(t.log), work)
     return e
 
 

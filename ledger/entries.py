@@ -54,6 +54,18 @@ MAX_KEPT_TEXT = 4096
 a longer text keeps a prefix with its length and SHA-256."""
 
 
+class ImportOrigin(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
+    """Where an imported row came from: the file (name and SHA-256 of its bytes), the row's
+    line number in it, and the row's own ``source`` column (free text)."""
+
+    file: str
+    sha256: str
+    row: int
+    source: str | None = None
+    date_assumed: str | None = None
+    """Set when the row had no date of its own: the ``--as-of`` date it was given."""
+
+
 class Evidence(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """Raw evidence of one entry: exactly what was received and from where.
 
@@ -86,6 +98,8 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc
     """Who recorded it when no API key did (``cli:<user>`` for the command line)."""
     host: str | None = None
     """The machine a command-line entry was recorded on."""
+    imported: ImportOrigin | None = None
+    """Set for an imported row: where it came from (``raw_body`` holds the row as read)."""
 
 
 class KeptBytes(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,7 +144,7 @@ def body_evidence(body: bytes, text: str | None, **where: str | None) -> Evidenc
         text=text,
         text_length=text_length,
         text_sha256=text_sha256,
-        **where,
+        **where,  # type: ignore[arg-type]  # str fields only (remote address, ids)
     )
 
 

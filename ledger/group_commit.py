@@ -1,14 +1,16 @@
 """Group commit, for any storage adapter: concurrent appends in one process share one write
 transaction (and one durable commit), while each call still succeeds or fails alone.
 
-Guarantees: one caller at a time (the leader) commits everything pending as one group; the
-others sleep until their entries are written or it is their turn to lead the next group, and no
-caller is ever left waiting (an interrupted group fails every call it held with
-``StoreUnavailable``). A group is first written as one; should any call in it fail, the group is
-rolled back and written again, each call under its own savepoint, so a failing call fails alone
-and the others are written. Should the whole transaction be lost (the engine rolled it back, or
-the commit failed), every call of the group fails and nothing was written. Nothing else in this
-process writes through the adapter while a group is written (``write_lock``).
+Guarantees: one caller at a time (the leader) commits everything pending as one group, taken
+once the write transaction has begun (after the engine's write lock is acquired, so whoever
+arrived while the leader waited for it is in the group); the others sleep until their entries
+are written or it is their turn to lead the next group, and no caller is ever left waiting (an
+interrupted group fails every call it held with ``StoreUnavailable``). A group is first written
+as one; should any call in it fail, the group is rolled back and written again, each call under
+its own savepoint, so a failing call fails alone and the others are written. Should the whole
+transaction be lost (the engine rolled it back, or the commit failed), every call of the group
+fails and nothing was written. Nothing else in this process writes through the adapter while a
+group is written (``write_lock``).
 
 The adapter supplies the transaction, the savepoints and the writing of one call's drafts
 (``GroupWriter``); this module never names an engine.
@@ -208,11 +210,19 @@ class GroupCommit:
         group: list[Ticket] = []
         try:
             self._gather()
-            with self.write_lock:
-                with self._pending_lock:
+            with self.write_lock, self.writer.exclusive():
+                began: StoreUnavailable | None = None
+                try:
+                    self.writer.begin()  # waits for the engine's write lock
+                except StoreUnavailable as exc:
+                    began = exc
+                with self._pending_lock:  # whoever came while we waited joins this group
                     group, self.pending = self.pending, []
                 self._expected = max(len(group), self._expected - 1)
-                self._commit_group(group)
+                if began is not None:
+                    self._finish(group, began)
+                else:
+                    self._commit_tickets(group, isolated=len(group) == 1, begun=True)
         finally:
             for ticket in group:
                 if not ticket.done:  # interrupted: report it, never leave a caller waiting
@@ -255,13 +265,14 @@ class GroupCommit:
         with self.writer.exclusive():
             self._commit_tickets(group, isolated=len(group) == 1)
 
-    def _commit_tickets(self, group: list[Ticket], *, isolated: bool) -> None:
+    def _commit_tickets(self, group: list[Ticket], *, isolated: bool, begun: bool = False) -> None:
         writer = self.writer
-        try:
-            writer.begin()
-        except StoreUnavailable as exc:
-            self._finish(group, exc)
-            return
+        if not begun:
+            try:
+                writer.begin()
+            except StoreUnavailable as exc:
+                self._finish(group, exc)
+                return
         try:
             self._write_tickets(group, isolated=isolated)
             if writer.in_transaction():  # not when a lone ticket failed and was rolled back

@@ -148,6 +148,16 @@ def to_e164_many(raws: Sequence[str], region: str | None) -> list[str | InvalidN
     return out
 
 
+def number_parts(msisdn: str) -> tuple[str, str]:
+    """(country calling code, national significant number) of an E.164 number, as digits
+    (``"+6581968289"`` -> ``("65", "81968289")``); ``InvalidNumber`` when it is not one."""
+    try:
+        parsed = phonenumbers.parse(msisdn, None)
+    except NumberParseException as exc:
+        raise InvalidNumber(_shown(msisdn)) from exc
+    return str(parsed.country_code), phonenumbers.national_significant_number(parsed)
+
+
 def mask(msisdn: str) -> str:
     """Mask a number for logs: ``"+6581968289"`` -> ``"+65****8289"``.
 

@@ -6,7 +6,8 @@ Guarantees every adapter's lease gives (the contract suite checks them):
 - at most one process holds a job's lease at a time (``held`` true in one process only);
 - a lease is never held by a process that is gone: it is bound to something the operating
   system or the database releases when the process dies (a file lock, a database session), so
-  a surviving process takes the job over at its next ``held`` call;
+  a surviving process takes the job over at its first ``held`` call after that release (at once
+  for a file lock; for a database session, as soon as the server has ended it);
 - ``held`` never blocks: it answers at once whether this process is the runner now, taking the
   lease when it is free;
 - a process keeps its lease until ``release`` (or ``close`` of the store, or its death).

@@ -152,6 +152,37 @@ class KeyTable(Protocol):
         ...
 
 
+class ConsoleSession(msgspec.Struct, frozen=True, kw_only=True):
+    """A signed-in browser session of the compliance console, as stored: only the SHA-256 of
+    its token; the key it was opened with (checked again on every request, so revoking the key
+    ends the session); the anti-forgery token its forms carry; when it ends by itself."""
+
+    token_sha256: bytes
+    key_id: str
+    csrf_token: str
+    created_at: str
+    expires_at: str
+
+
+class SessionTable(Protocol):
+    """Console sessions (``api.console``): start, look up, end. Shared by every worker and node
+    of a deployment. Raises ``StoreUnavailable`` when the store cannot answer."""
+
+    def start(self, session: ConsoleSession, now: str) -> None:
+        """Store a new session, durably once this returns, and forget every session that
+        expired at or before ``now``."""
+        ...
+
+    def get(self, token_sha256: bytes, now: str) -> ConsoleSession | None:
+        """The session whose token hashes to ``token_sha256``, unless it has ended or expired
+        (``expires_at`` at or before ``now``)."""
+        ...
+
+    def end(self, token_sha256: bytes) -> bool:
+        """Forget the session (sign-out); whether there was one."""
+        ...
+
+
 class LogStore(Protocol):
     """Append-only, tamper-evident consent log."""
 
@@ -185,6 +216,28 @@ class LogStore(Protocol):
         (``NotFound`` when there is no unerased evidence at ``position``)."""
         ...
 
+    def erase(
+        self,
+        positions: Sequence[int],
+        reason: str,
+        tombstone: Draft | None = None,
+        quarantined: Sequence[int] = (),
+    ) -> Appended | None:
+        """Erase the evidence of ``positions`` (salt and content; the row keeps when and why)
+        and the bodies of the quarantined records ``quarantined`` (ids), and append
+        ``tombstone``, as one atomic, durable unit; the tombstone's result (``None`` without
+        one). Positions without unerased evidence, and records already erased, are skipped.
+        The erased bytes are overwritten where the store keeps them live (``scrub`` makes them
+        unrecoverable from its files); the entries and every hash stay valid."""
+        ...
+
+    def scrub(self) -> None:
+        """Make erased bytes unrecoverable in the store's files (SQLite: copy the write-ahead
+        log into the database and truncate it; PostgreSQL: vacuum the dead row versions of the
+        evidence and quarantine tables). ``StoreUnavailable`` when it could not complete now
+        (readers held old snapshots): run it again."""
+        ...
+
     def keys(self) -> KeyTable:
         """The API keys (each call reads the newest committed state)."""
         ...
@@ -192,6 +245,10 @@ class LogStore(Protocol):
     def keys_for_update(self) -> AbstractContextManager[KeyTable]:
         """The API keys in one write transaction (what the block reads and writes commits
         together, or not at all)."""
+        ...
+
+    def sessions(self) -> SessionTable:
+        """The compliance console's sessions (each call reads the newest committed state)."""
         ...
 
     def quarantine(self, record: QuarantineRecord) -> int:

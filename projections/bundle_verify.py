@@ -32,6 +32,7 @@ from ledger.msisdn import is_canonical
 from ledger.timefmt import normalize_time
 from projections import fold
 from projections.decisions import Decision
+from projections.erasure import erasure_notes
 from projections.evidence import (
     EVIDENCE_NOTES,
     FORMAT,
@@ -41,6 +42,7 @@ from projections.evidence import (
     BundleEntry,
     BundleEvidence,
     decode_bundle,
+    erased_note,
 )
 from projections.ids import is_subaccount_id
 
@@ -97,6 +99,7 @@ def verify_bundle(document: bytes | str, verifier_key: str) -> Verified:
     _check_question(bundle, entries)
     _check_roles(bundle, entries)
     _check_generated_at(bundle, entries)
+    _check_erased_notes(bundle, entries)
     decision = _check_recomputed(bundle, entries, checkpoint)
     kept = sum(1 for e in bundle.entries if e.evidence and e.evidence.status == "kept")
     return Verified(
@@ -185,7 +188,11 @@ def _check_evidence(where: str, part: BundleEvidence | None, digest: str | None)
         raise BundleInvalid(f"{where}: the entry has an evidence digest but no evidence part")
     if part.status != "kept":
         absent = (part.salt, part.content, part.decoded) == (None, None, None)
-        if not absent or part.note != EVIDENCE_NOTES[part.status]:
+        fixed = EVIDENCE_NOTES[part.status]
+        noted = part.note == fixed or (
+            part.status == "erased" and (part.note or "").endswith(fixed)
+        )
+        if not absent or not noted:
             raise BundleInvalid(f"{where}: {part.status} evidence must hold only its fixed note")
         return
     salt = _unb64(part.salt, f"{where}: evidence salt")
@@ -198,6 +205,19 @@ def _check_evidence(where: str, part: BundleEvidence | None, digest: str | None)
         raise BundleInvalid(f"{where}: evidence content is not evidence: {exc}") from None
     if _canon(part.decoded) != _canon(decoded) or part.note is not None:
         raise BundleInvalid(f"{where}: decoded evidence differs from the decode of its content")
+
+
+def _check_erased_notes(bundle: Bundle, entries: list[Entry]) -> None:
+    """Each erased evidence note is the one the bundle's tombstones give (recomputed)."""
+    tombstones = erasure_notes(entries)
+    for item, entry in zip(bundle.entries, entries, strict=True):
+        part = item.evidence
+        expected = erased_note(tombstones.get(entry.position))
+        if part is not None and part.status == "erased" and part.note != expected:
+            raise BundleInvalid(
+                f"entry at position {entry.position}: the erasure note is not what the "
+                "bundle's tombstone entries say"
+            )
 
 
 def _check_order(entries: list[Entry]) -> None:

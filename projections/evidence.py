@@ -35,8 +35,9 @@ verifier ignores no field and refuses unknown ones:
 - ``entries[].evidence`` — ``salt`` and ``content`` covered: SHA-256(salt || content) must equal
   the entry's ``evidence_digest`` (itself covered by the bytes); ``decoded`` recomputed from
   ``content``; ``status`` and ``note`` recomputed (``kept``: note null; ``erased``/``missing``:
-  salt, content and decoded null, note the fixed text below). An entry without a digest must
-  have ``evidence: null``, and one with a digest must not.
+  salt, content and decoded null, note the fixed text below — for erased evidence that a
+  tombstone entry of the bundle names, "evidence erased on D: R" from that entry first). An
+  entry without a digest must have ``evidence: null``, and one with a digest must not.
 - ``tenant`` — recomputed: every entry's tenant must equal it.
 - ``subaccount``, ``msisdn`` — the question; recomputed through every entry's role, and checked
   for form (a subaccount id, an E.164 number). With no entries at all they (and ``tenant``)
@@ -63,6 +64,7 @@ from ledger.checkpoint import Signer
 from ledger.entries import b64, decode_evidence
 from ledger.store import StoredEntry
 from projections import audit, fold
+from projections.erasure import erasure_notes
 from projections.ledger import ConsentLedger
 
 FORMAT = "consent-ledger-evidence/1"
@@ -86,6 +88,14 @@ MISSING_NOTE = (
 )
 EVIDENCE_NOTES = {"erased": ERASED_NOTE, "missing": MISSING_NOTE}
 """The fixed note of each evidence status other than ``kept``."""
+
+
+def erased_note(tombstone: str | None) -> str:
+    """The note of erased evidence: what the bundle's tombstone naming the entry says
+    ("evidence erased on D: R", see ``projections.erasure.erasure_notes``) before the fixed
+    note, or the fixed note alone when no tombstone of the bundle names it."""
+    return ERASED_NOTE if tombstone is None else f"{tombstone}. {ERASED_NOTE}"
+
 
 EvidenceStatus = Literal["kept", "erased", "missing"]
 
@@ -200,18 +210,20 @@ def decode_bundle(data: bytes | str) -> Bundle:
 
 
 def evidence_part(
-    digest: str | None, row: tuple[bytes | None, bytes | None] | None
+    digest: str | None,
+    row: tuple[bytes | None, bytes | None] | None,
+    tombstone: str | None = None,
 ) -> BundleEvidence | None:
     """The evidence part of an entry with ``evidence_digest`` ``digest`` and evidence ``row``
-    (salt, content), ``None`` when the entry has no evidence digest."""
+    (salt, content), ``None`` when the entry has no evidence digest (``tombstone``: what a
+    tombstone of the bundle says of its erasure)."""
     if digest is None:
         return None
     salt, content = row if row is not None else (None, None)
     if salt is None or content is None:
         status: EvidenceStatus = "missing" if row is None else "erased"
-        return BundleEvidence(
-            status=status, salt=None, content=None, decoded=None, note=EVIDENCE_NOTES[status]
-        )
+        note = MISSING_NOTE if status == "missing" else erased_note(tombstone)
+        return BundleEvidence(status=status, salt=None, content=None, decoded=None, note=note)
     return BundleEvidence(
         status="kept",
         salt=b64(salt),
@@ -235,6 +247,7 @@ def _entries(
         for s, e in decoded
         if fold.relevance(e, tenant, subaccount, msisdn, ()) == "number"
     }
+    tombstones = erasure_notes(e for _, e in decoded)
     out = []
     for s, entry in decoded:
         role = fold.relevance(entry, tenant, subaccount, msisdn, numbers)
@@ -248,7 +261,9 @@ def _entries(
                 bytes=b64(s.data),
                 entry=msgspec.to_builtins(entry),
                 inclusion_proof=[b64(h) for h in proofs[s.position]],
-                evidence=evidence_part(entry.evidence_digest, evidence.get(s.position)),
+                evidence=evidence_part(
+                    entry.evidence_digest, evidence.get(s.position), tombstones.get(s.position)
+                ),
             )
         )
     return out

@@ -45,7 +45,15 @@ from ledger.msisdn import to_e164
 from ledger.store import Appended, Draft, Unchanged
 from ledger.timefmt import FUTURE_TOLERANCE, format_time, parse_time
 from projections.config import SubaccountSettings
-from projections.ids import is_subaccount_id, key_part, new_key, reused_key, usable_id
+from projections.eightxeight import replies
+from projections.ids import (
+    UMID_PREFIX,
+    is_subaccount_id,
+    key_part,
+    new_key,
+    reused_key,
+    usable_id,
+)
 from projections.ledger import ConsentLedger
 
 Verb = Literal["opt_out", "opt_in", "help"]
@@ -103,6 +111,8 @@ class IntakeRequest(msgspec.Struct, frozen=True, kw_only=True):
     """Who recorded it (``key:<id>``, ``cli:<user>``), set by the server."""
     claimed_actor: str | None = None
     """Who the client said performed it (kept as a claim)."""
+    destination: str | None = None
+    """The number the person texted (8x8's ``destination``), kept in the entry."""
 
 
 class IntakeResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -261,6 +271,7 @@ def prepare(ledger: ConsentLedger, req: IntakeRequest) -> Prepared | IntakeResul
     if flagged is not None:
         notes.append(flagged + "; it was recorded as an opt-out and queued for review")
     event = _event(req, action, found, policy, unresolved, provider_time, revoke_all, flagged)
+    event = _round_trip(ledger, req, event, msisdn, subaccount, occurred, received, provider_time)
     drafts.append(
         Draft(
             tenant=req.tenant,
@@ -308,6 +319,58 @@ def complete(prepared: Prepared, results: Sequence[Appended]) -> IntakeResult:
         registered=len(results) > 1 and not results[0].duplicate,
         flagged=event.flagged if isinstance(event, ConsentRevoked) else None,
     )
+
+
+def _round_trip(
+    ledger: ConsentLedger,
+    req: IntakeRequest,
+    event: Event,
+    msisdn: str,
+    subaccount: str | None,
+    occurred: str,
+    received: str,
+    provider_time: str | None,
+) -> Event:
+    """``event`` with what the 8x8 round trip needs (projections.eightxeight.replies): the
+    number texted, the reply a live request asks for, and the blacklist mark."""
+    if not isinstance(event, ConsentRevoked | ConsentGranted | HelpRequested):
+        return event
+    destination = replies.destination_of(req.destination)
+    changes: dict[str, object] = {}
+    if destination is not None:
+        changes["destination"] = destination
+    umid = req.key is not None and req.key.startswith(UMID_PREFIX)
+    given = _given_time(req)
+    live = replies.is_live(req.method, umid, given, occurred, received, provider_time is not None)
+    if live and req.channel == "sms":  # replies go by SMS, to a person who texted by SMS
+        before = ledger.head()
+
+        def entries() -> list[Entry]:
+            return [s.entry for s in ledger.store.read_number(req.tenant, msisdn)]
+
+        with ledger.read_model.snapshot() as view:
+            wanted = replies.intent(
+                view,
+                entries,
+                tenant=req.tenant,
+                action=_ACTION_OF_EVENT[type(event)],
+                scope=getattr(event, "scope", None),
+                subaccount=subaccount,
+                msisdn=msisdn,
+                destination=destination,
+                occurred=occurred,
+                before=before,
+            )
+        if wanted is not None:
+            changes["reply"] = wanted
+    if isinstance(event, ConsentRevoked) and event.scope == "tenant":
+        sync = replies.blacklist_settings(ledger.read_model, req.tenant)
+        if sync is not None and sync.enabled:
+            changes["blacklist"] = True
+    return msgspec.structs.replace(event, **changes) if changes else event
+
+
+_ACTION_OF_EVENT = {ConsentRevoked: "opt_out", ConsentGranted: "opt_in", HelpRequested: "help"}
 
 
 # -- a key that names another request ----------------------------------------------------------

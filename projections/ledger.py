@@ -42,12 +42,19 @@ class SubaccountChanges(TypedDict, total=False):
     keywords: KeywordChanges | None
 
 
+MIN_RETENTION_DAYS = 1461
+"""The shortest evidence retention accepted without a recorded reason: 4 years, the TCPA
+limitation period (docs/adopting.md)."""
+
+
 class TenantUpdate(msgspec.Struct, frozen=True, kw_only=True):
     """The tenant's settings after ``update_tenant``, and the entry it appended (if any)."""
 
     revoke_all: bool
     default_region: str | None
     appended: Appended | None = None
+    evidence_retention_days: int | None = None
+    retention_reason: str | None = None
 
 
 class ConsentLedger:
@@ -250,20 +257,43 @@ class ConsentLedger:
         actor: str,
         revoke_all: bool | None = None,
         default_region: str | None = None,
+        evidence_retention_days: int | None = None,
+        below_minimum_reason: str | None = None,
     ) -> TenantUpdate:
         """The tenant's settings with the given ones changed (``None`` keeps a value); appends a
         ``tenant.configured`` only when something changes, both decided inside the append's
-        write transaction (the API's ``PUT /v1/tenant`` and the CLI's ``tenant set``)."""
+        write transaction (the API's ``PUT /v1/tenant`` and the CLI's ``tenant set``).
+
+        ``evidence_retention_days``: 0 keeps evidence for ever (the default); a period under
+        ``MIN_RETENTION_DAYS`` is refused (``InvalidInput``) unless ``below_minimum_reason``
+        says why, and that reason is recorded with it."""
         region = valid_region(default_region) if default_region else None
+        reason = _retention_reason(evidence_retention_days, below_minimum_reason)
         decided: list[TenantUpdate] = []
 
         def build(view: ReadView) -> list[Draft]:
-            now = (view.revoke_all(tenant), view.tenant_region(tenant))
-            wanted = (now[0] if revoke_all is None else revoke_all, region or now[1])
-            decided.append(TenantUpdate(revoke_all=wanted[0], default_region=wanted[1]))
+            days, why = retention_of(view, tenant)
+            now = (view.revoke_all(tenant), view.tenant_region(tenant), days, why)
+            if evidence_retention_days is not None:
+                days, why = evidence_retention_days or None, reason
+            wanted = (now[0] if revoke_all is None else revoke_all, region or now[1], days, why)
+            decided.append(
+                TenantUpdate(
+                    revoke_all=wanted[0],
+                    default_region=wanted[1],
+                    evidence_retention_days=wanted[2],
+                    retention_reason=wanted[3],
+                )
+            )
             if wanted == now:
                 return []
-            event = TenantConfigured(revoke_all=wanted[0], actor=actor, default_region=wanted[1])
+            event = TenantConfigured(
+                revoke_all=wanted[0],
+                actor=actor,
+                default_region=wanted[1],
+                evidence_retention_days=wanted[2],
+                retention_reason=wanted[3],
+            )
             return [
                 Draft(
                     tenant=tenant,
@@ -277,6 +307,11 @@ class ConsentLedger:
 
         appended = self.decide_and_append(build)
         return msgspec.structs.replace(decided[-1], appended=appended[0] if appended else None)
+
+    def evidence_retention(self, tenant: str) -> int | None:
+        """The tenant's ``evidence_retention_days`` (``None``: evidence is kept for ever)."""
+        with self.read_model.snapshot() as view:
+            return retention_of(view, tenant)[0]
 
     def retract(
         self, tenant: str, position: int, *, reason: str, actor: str, key: str | None = None
@@ -355,9 +390,27 @@ class ConsentLedger:
         """Every entry of ``tenant`` about ``msisdn``, oldest first."""
         return self.store.read_number(tenant, msisdn)
 
-    def review_queue(self, tenant: str, *, after: int = 0, limit: int = 1000) -> list[ReviewItem]:
-        """Up to ``limit`` open review items after position ``after``, oldest first."""
-        return self.read_model.open_review_items(tenant, after=after, limit=limit)
+    def review_queue(
+        self,
+        tenant: str,
+        *,
+        after: int = 0,
+        limit: int = 1000,
+        kind: str | None = None,
+        subaccount: str | None = None,
+        recorded_before: str | None = None,
+    ) -> list[ReviewItem]:
+        """Up to ``limit`` open review items after position ``after``, oldest first; only
+        those of ``kind``, naming ``subaccount``, recorded before ``recorded_before`` (each
+        filter when given)."""
+        return self.read_model.open_review_items(
+            tenant,
+            after=after,
+            limit=limit,
+            kind=kind,
+            subaccount=subaccount,
+            recorded_before=recorded_before,
+        )
 
     def review_item(self, tenant: str, position: int) -> ReviewItem:
         """One review item (``NotFound`` if absent or another tenant's)."""
@@ -413,6 +466,42 @@ def open_ledger(
     it here: it must never create, migrate or write one.)
     """
     return ConsentLedger(location, clock, pool_size=pool_size)
+
+
+def retention_of(view: ReadView, tenant: str) -> tuple[int | None, str | None]:
+    """(``evidence_retention_days``, the reason recorded for a period under the minimum) of
+    ``tenant`` now: from its latest ``tenant.configured`` entry (a full snapshot of its
+    settings; no subaccount is named ``""``, so only the tenant's entries are read)."""
+    entries = view.configuration_entries(tenant, "")
+    for stored in reversed(entries):
+        event = stored.entry.event
+        if isinstance(event, TenantConfigured):
+            return event.evidence_retention_days, event.retention_reason
+    return None, None
+
+
+def _retention_reason(days: int | None, reason: str | None) -> str | None:
+    """The reason to record with a retention period (refusing a short one without one)."""
+    if days is None:
+        if reason is not None:
+            raise InvalidInput("a reason goes with a retention period under the minimum")
+        return None
+    if days < 0:
+        raise InvalidInput("the evidence retention is a number of days (0: keep for ever)")
+    if days == 0 or days >= MIN_RETENTION_DAYS:
+        if reason is not None:
+            raise InvalidInput(
+                f"{days} days is not under the minimum of {MIN_RETENTION_DAYS}: no reason needed"
+            )
+        return None
+    if reason is None or not reason.strip():
+        raise InvalidInput(
+            f"an evidence retention under {MIN_RETENTION_DAYS} days (4 years, the TCPA "
+            "limitation period) is refused unless a reason is given (below minimum)"
+        )
+    if len(reason) > 500:
+        raise InvalidInput("the reason is longer than 500 characters")
+    return reason.strip()
 
 
 def _unchanged(current: SubaccountSettings | None, event: object) -> bool:

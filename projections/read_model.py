@@ -28,6 +28,7 @@ from ledger.checkpoint_log import CheckpointRecord
 from ledger.store import Appended, Draft, StoredEntry
 from projections.config import PolicyConflict, SubaccountSettings
 from projections.decisions import BulkStates, Decision
+from projections.eightxeight.outbox import OutboxCounts, Reply
 from projections.review import ReviewItem
 from projections.timeline import Interval
 
@@ -41,6 +42,38 @@ class ReviewBacklog(msgspec.Struct, frozen=True):
     kind: str
     open: int
     oldest_recorded_at: str
+
+
+class NumberFact(msgspec.Struct, frozen=True, gc=False):
+    """The consent fact that decides a number: the number, its scope (a subaccount, or ``""``
+    for tenant-wide) and the entry's position."""
+
+    msisdn: str
+    scope: str
+    position: int
+
+
+class FactPage(msgspec.Struct, frozen=True, gc=False):
+    """One page of a listing in msisdn order: the facts found, and the cursor to pass as
+    ``after`` for the next page (``None``: there is no more)."""
+
+    facts: list[NumberFact]
+    cursor: tuple[str, str] | None
+
+
+class ConsentDay(msgspec.Struct, frozen=True):
+    """Opt-outs and opt-ins of one tenant recorded on one UTC day (``YYYY-MM-DD``)."""
+
+    day: str
+    opted_out: int
+    opted_in: int
+
+
+class QuarantineSummary(msgspec.Struct, frozen=True):
+    """One tenant's quarantine: how many bodies, and when the oldest was received."""
+
+    count: int
+    oldest_received_at: str | None
 
 
 class ReadView(Protocol):
@@ -92,6 +125,45 @@ class ReadView(Protocol):
         """The consent intervals of (subaccount, msisdn) as known at ``known_at``."""
         ...
 
+    def suppressed(
+        self,
+        tenant: str,
+        subaccount: str | None,
+        at: str,
+        known_at: int,
+        after: tuple[str, str],
+        limit: int,
+    ) -> FactPage:
+        """The numbers ``subaccount`` must not send to at valid time ``at`` as known at
+        ``known_at``: those whose deciding fact (the rule of ``decide``) is an opt-out, each
+        with that fact. ``subaccount`` ``None``: the numbers that *every* subaccount must not
+        send to (a tenant-wide opt-out decides, and no subaccount's own later opt-in lifts it
+        for that subaccount). Examines at most ``limit`` numbers of ``tenant`` that have
+        consent facts, in msisdn order after ``after[0]`` (``("", "")`` to start); a page
+        may hold fewer facts than ``limit`` and still have a ``cursor``."""
+        ...
+
+    def consent_states(
+        self, tenant: str, at: str, known_at: int, after: tuple[str, str], limit: int
+    ) -> FactPage:
+        """Per (msisdn, scope) of ``tenant`` — scope a subaccount or ``""`` for tenant-wide —
+        the latest consent fact (by occurred time, ties by position) not retracted as known at
+        ``known_at`` and occurred at or before ``at``: up to ``limit`` pairs in (msisdn,
+        scope) order after ``after`` (``("", "")`` to start)."""
+        ...
+
+    def superseded(self, tenant: str, before: str, after: int, limit: int) -> list[int]:
+        """Positions (> ``after``, ascending, at most ``limit``) of ``tenant``'s consent entries
+        that still have evidence and stopped deciding anything at or before canonical time
+        ``before``: a later consent entry of the same number and scope (later by occurred time,
+        ties by position; not retracted) was recorded by then, or the entry was retracted by an
+        entry recorded by then. An entry that still decides a number's state is never one."""
+        ...
+
+    def configured_tenants(self) -> list[str]:
+        """Every tenant that has a ``tenant.configured`` entry, sorted."""
+        ...
+
     def position_known_at(self, recorded_at: str) -> int:
         """The last log position recorded at or before canonical ``recorded_at`` (0 if none)."""
         ...
@@ -123,13 +195,50 @@ class ReadView(Protocol):
         ...
 
     def open_review_items(
-        self, tenant: str, *, after: int = 0, limit: int = 1000
+        self,
+        tenant: str,
+        *,
+        after: int = 0,
+        limit: int = 1000,
+        kind: str | None = None,
+        subaccount: str | None = None,
+        recorded_before: str | None = None,
     ) -> list[ReviewItem]:
-        """Up to ``limit`` open items of ``tenant`` with position > ``after``, oldest first."""
+        """Up to ``limit`` open items of ``tenant`` with position > ``after``, oldest first;
+        only those of ``kind``, naming ``subaccount`` (``ReviewItem.subaccount``) and recorded
+        strictly before canonical ``recorded_before``, for each filter given."""
         ...
 
-    def review_backlog(self) -> list[ReviewBacklog]:
-        """Open review items per kind across all tenants (kinds with none left out)."""
+    def review_backlog(self, tenant: str | None = None) -> list[ReviewBacklog]:
+        """Open review items per kind across all tenants, or of ``tenant`` alone (kinds with
+        none left out)."""
+        ...
+
+    def entries_of_types(
+        self, tenant: str, types: Sequence[str], *, subaccount: str | None = None
+    ) -> list[StoredEntry]:
+        """Every entry of ``tenant`` whose type is one of ``types`` (rare types only: never
+        ``consent.revoked``, ``consent.granted``, ``help.requested``, ``review.flagged``), of
+        ``subaccount`` when given, in position order (``ValueError`` for a high-volume type)."""
+        ...
+
+    # -- the outbox (projections.eightxeight.outbox) -----------------------------------------
+    def open_replies(self, *, after: int = 0, limit: int = 100) -> list[Reply]:
+        """Up to ``limit`` outbox rows in an open state (pending, attempted, deferred) with
+        position > ``after``, oldest first, across tenants."""
+        ...
+
+    def replies_at(self, position: int) -> list[Reply]:
+        """The outbox rows (reply, blacklist) of the entry at ``position``."""
+        ...
+
+    def reply_for_message(self, tenant: str, event_id: str) -> Reply | None:
+        """The reply row of ``tenant`` whose ``clientMessageId`` (the answered entry's event
+        id) is ``event_id``."""
+        ...
+
+    def outbox_counts(self) -> OutboxCounts:
+        """Outbox rows per action and state, and the oldest open row's recorded time."""
         ...
 
     # -- operations --------------------------------------------------------------------------
@@ -139,6 +248,17 @@ class ReadView(Protocol):
 
     def quarantine_size(self) -> int:
         """Webhook bodies in quarantine, across all tenants."""
+        ...
+
+    def quarantine_summary(self, tenant: str) -> QuarantineSummary:
+        """How many bodies of ``tenant`` are in quarantine, and the oldest one's receive time."""
+        ...
+
+    def consent_per_day(self, tenant: str, since: str) -> list[ConsentDay]:
+        """Opt-outs (``consent.revoked``) and opt-ins (``consent.granted``) of ``tenant``
+        recorded at or after canonical ``since``, counted per UTC day of their recorded time,
+        oldest day first; days with neither are left out. Retracted entries still count (they
+        were recorded)."""
         ...
 
     def policy_version_conflicts(self) -> list[PolicyConflict]:

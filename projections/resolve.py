@@ -3,7 +3,9 @@
 Guarantees: a resolution is appended as one atomic unit — for ``opt_out`` and ``assign`` a
 ``consent.revoked`` on the named (known) subaccount, valid from the original message's occurred
 time and naming the item in ``resolves``, then the ``review.resolved`` that closes the item; for
-``dismiss`` the ``review.resolved`` alone. An item is resolved at most once: a closed item is
+``dismiss`` the ``review.resolved`` alone; for ``accept`` (an imported opt-in held for review,
+docs/adopting.md) the ``consent.granted`` it withheld, valid from its own date and naming the item
+in ``resolves``, then the ``review.resolved``. An item is resolved at most once: a closed item is
 refused (``AlreadyResolved``) and nothing is written.
 
 A resolution lifts suppression only when asked to explicitly: the tenant-wide opt-out behind an
@@ -21,7 +23,14 @@ import msgspec
 
 from ledger.entries import Entry
 from ledger.errors import Conflict, InvalidInput, NotFound, UnknownSubaccount
-from ledger.events import ConsentRevoked, Event, ReviewAction, ReviewResolved
+from ledger.events import (
+    ConsentGranted,
+    ConsentRevoked,
+    Event,
+    ReviewAction,
+    ReviewFlagged,
+    ReviewResolved,
+)
 from ledger.keywords import TENANT_WIDE_KEYWORDS, tokenize
 from ledger.store import Appended, Draft
 from projections.ids import new_key, valid_subaccount
@@ -53,6 +62,8 @@ class Resolution(msgspec.Struct, frozen=True, kw_only=True):
     retraction: Appended | None
     """The retraction of the tenant-wide opt-out (only when narrowed)."""
     notes: tuple[str, ...]
+    opt_in: Appended | None = None
+    """The opt-in an ``accept`` recorded."""
 
 
 def resolve(
@@ -78,6 +89,8 @@ def resolve(
     item = _open_item(ledger, tenant, position)
     note = _note(note)
     original = ledger.store.read_positions([position])[0].entry
+    if action == "accept":
+        return _accept(ledger, tenant, item, original, note, actor, subaccount, narrow)
     target = _target(ledger, tenant, item, action, subaccount, original.subaccount)
     if narrow:
         _check_narrowable(ledger, tenant, action, original)
@@ -116,6 +129,74 @@ def resolve(
     )
 
 
+def _accept(
+    ledger: ConsentLedger,
+    tenant: str,
+    item: ReviewItem,
+    original: Entry,
+    note: str,
+    actor: str,
+    subaccount: str | None,
+    narrow: bool,
+) -> Resolution:
+    """Record the opt-in an imported row held for review, then close the item."""
+    event = original.event
+    if not isinstance(event, ReviewFlagged) or event.withheld != "opt_in":
+        raise InvalidInput(
+            "accept records an imported opt-in held for review; this item holds none "
+            "(use opt_out or dismiss)"
+        )
+    if subaccount is not None or narrow:
+        raise InvalidInput(
+            "accept takes no subaccount and no narrow: it records the opt-in as held"
+        )
+    granted = Draft(
+        tenant=tenant,
+        key=new_key("review-accept"),
+        subaccount=original.subaccount,
+        msisdn=original.msisdn,
+        occurred_at=original.occurred_at,
+        event=ConsentGranted(
+            scope="subaccount",
+            keyword=event.keyword,
+            match=event.match,
+            policy=event.policy,
+            channel=event.channel,
+            method=event.method,
+            actor=event.actor,
+            notice_version=event.notice_version,
+            recorded_by=actor,
+            resolves=item.position,
+        ),
+    )
+    closing = Draft(
+        tenant=tenant,
+        key=new_key("review-resolution"),
+        subaccount=original.subaccount,
+        msisdn=item.msisdn,
+        occurred_at=None,
+        event=ReviewResolved(position=item.position, action="accept", note=note, actor=actor),
+    )
+    try:
+        appended = ledger.append([granted, closing])
+    except NotFound:  # closed by a concurrent resolution between our read and our write
+        _open_item(ledger, tenant, item.position)
+        raise
+    return Resolution(
+        item=item,
+        action="accept",
+        subaccount=original.subaccount,
+        opt_out=None,
+        resolved=appended[1],
+        retraction=None,
+        notes=(
+            f"opted in to subaccount {original.subaccount!r} from {original.occurred_at} "
+            f"(position {appended[0].position}), as the imported row said",
+        ),
+        opt_in=appended[0],
+    )
+
+
 def _open_item(ledger: ConsentLedger, tenant: str, position: int) -> ReviewItem:
     item = ledger.review_item(tenant, position)
     if item.closed_by is not None:
@@ -144,6 +225,11 @@ def _target(
     received_on: str | None,
 ) -> str | None:
     """The subaccount the resolution opts out of (``None`` for dismiss), validated."""
+    if item.kind == "reply" and action != "dismiss":
+        raise InvalidInput(
+            "an uncertain reply is closed with dismiss: it is never sent again, and whether 8x8 "
+            "took it stays unknown unless a delivery receipt arrives"
+        )
     if action == "dismiss":
         if subaccount is not None:
             raise InvalidInput("dismiss takes no subaccount (it changes no consent)")
@@ -224,6 +310,8 @@ def _opt_out(
 def _notes(
     item: ReviewItem, action: ReviewAction, target: str | None, narrow: bool
 ) -> tuple[str, ...]:
+    if item.kind == "reply":
+        return ("dismissed: the reply is never sent again; consent is unchanged",)
     if item.kind == "flagged":
         if target is None:
             return ("dismissed: consent is unchanged",)

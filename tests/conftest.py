@@ -43,10 +43,21 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "ledger.db"
 
 
+ENGINES = ["sqlite", "postgresql"]
+"""For ``@pytest.mark.parametrize("ledger", ENGINES, indirect=True)``: a test of a feature that
+must work on every engine, run on each (``ledger`` is SQLite otherwise)."""
+
+
 @pytest.fixture
-def ledger(db_path: Path, clock: Clock) -> Iterator[object]:
+def ledger(request: pytest.FixtureRequest, db_path: Path, clock: Clock) -> Iterator[object]:
     from projections.ledger import ConsentLedger
 
+    if getattr(request, "param", "sqlite") == "postgresql":
+        with fresh_schema() as url:
+            led = ConsentLedger(url, clock=clock)
+            yield led
+            led.close()
+        return
     led = ConsentLedger(db_path, clock=clock)
     yield led
     led.close()

@@ -10,10 +10,12 @@ server answers, a PostgreSQL test is skipped with the reason shown — except un
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -86,3 +88,57 @@ def fresh_schema() -> Iterator[str]:
         yield url
     finally:
         drop_schema(schema)
+
+
+# The relations of a schema, with the TOAST tables that hold their long values out of line.
+_RELATIONS = (
+    "SELECT current_setting('data_directory'), pg_relation_filepath(c.oid) FROM pg_class c "
+    "WHERE (c.relnamespace = current_schema()::regnamespace OR c.oid IN ("
+    " SELECT reltoastrelid FROM pg_class WHERE relnamespace = current_schema()::regnamespace)) "
+    "AND c.relkind IN ('r', 't', 'i', 'm')"
+)
+
+
+def data_files(url: str) -> list[Path]:
+    """The files on disk of every table, TOAST table and index of the schema ``url`` names,
+    written out first (``CHECKPOINT``): what a search of "the database files" reads. Skips the
+    test, saying why, when the server's files cannot be read from here (another machine, or
+    not the superuser)."""
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+            rows = conn.execute(_RELATIONS).fetchall()
+    except psycopg.Error as exc:
+        pytest.skip(f"cannot locate the server's data files: {str(exc).strip()}")
+    files = []
+    for directory, relative in rows:
+        if relative is None:
+            continue
+        first = Path(directory) / relative
+        if not os.access(first.parent, os.R_OK):
+            pytest.skip(f"the server's data files are not readable here ({first.parent})")
+        files.append(first)
+        files.extend(sorted(first.parent.glob(first.name + ".[0-9]*")))  # 1 GB segments
+    return files
+
+
+def file_bytes(files: list[Path]) -> bytes:
+    """Everything ``files`` hold now (a file gone counts as empty)."""
+    return b"".join(f.read_bytes() if f.is_file() else b"" for f in files)
+
+
+def scrub_when_free(store: object, seconds: float = 60) -> None:
+    """``store.scrub()`` (a ``LogStore``), run again while it answers ``StoreUnavailable``: on
+    PostgreSQL a session of another test run on the shared server may hold a snapshot older
+    than the erasure for a while (the port says: run it again)."""
+    from ledger.errors import StoreUnavailable
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            store.scrub()  # type: ignore[attr-defined]
+            return
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

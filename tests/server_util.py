@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ class Server:
     url: str
     key: str | None
     stderr: Path
-    db: Path
+    db: Path | str
 
     def log(self) -> str:
         """Everything the server wrote on stderr so far."""
@@ -115,10 +116,27 @@ def _clean_environment() -> dict[str, str]:
     }
 
 
-def start_server(directory: Path, workers: int = 2, db: Path | None = None) -> Server:
+def start_server(directory: Path, workers: int = 2, db: Path | str | None = None) -> Server:
     """Start the server (on ``db``, default ``directory/ledger.db``) and wait until every worker
     has started and ``/readyz`` answers 200; ``key`` is the admin key printed on an empty
     database (``None`` when the database already had keys)."""
+    server = launch_server(directory, workers, db)
+    wait_started(server, workers)
+    assert httpx.get(server.url + "/readyz", timeout=5).status_code == 200
+    return server
+
+
+def launch_server(
+    directory: Path,
+    workers: int = 2,
+    db: Path | str | None = None,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Server:
+    """Start ``consent-ledger serve`` (on ``db``: a path or URL, default
+    ``directory/ledger.db``) without waiting for it; ``args`` are added to its command line
+    (a later option wins over the defaults here), ``env`` to its environment."""
     directory.mkdir(parents=True, exist_ok=True)
     db = db or directory / "ledger.db"
     port = free_port()
@@ -137,24 +155,29 @@ def start_server(directory: Path, workers: int = 2, db: Path | None = None) -> S
             "json",
             "--checkpoint-interval",
             "0",
+            *args,
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=stderr.open("wb"),
-        env=_clean_environment(),
+        env={**_clean_environment(), **(env or {})},
         start_new_session=True,
     )
-    server = Server(process, f"http://127.0.0.1:{port}", None, stderr, db)
+    return Server(process, f"http://127.0.0.1:{port}", None, stderr, db)
+
+
+def wait_started(server: Server, workers: int) -> None:
+    """Wait until each of ``workers`` has started (failing the test if the server exits or
+    takes longer than ``START_TIMEOUT_S``); sets ``server.key`` to the admin key it printed
+    on an empty database, if any."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while server.log().count("Application startup complete") < workers:
-        if process.poll() is not None or time.monotonic() > deadline:
+        if server.process.poll() is not None or time.monotonic() > deadline:
             stop_server(server)
             pytest.fail(f"the server did not start:\n{server.log()}")
         time.sleep(0.05)
-    assert httpx.get(server.url + "/readyz", timeout=5).status_code == 200
     found = KEY_LINE.findall(server.log())
     server.key = found[0] if found else None
-    return server
 
 
 def stop_server(server: Server, sig: int = signal.SIGTERM) -> int | None:

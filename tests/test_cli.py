@@ -484,6 +484,8 @@ def test_tenant_settings_from_the_command_line(known: Run) -> None:
         "default_region": None,
         "position": None,
         "changed": False,
+        "evidence_retention_days": None,
+        "retention_reason": None,
     }
     made = known.json("tenant", "set", "--region", "sg")
     assert (made["default_region"], made["changed"]) == ("SG", True)

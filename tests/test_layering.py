@@ -2,8 +2,8 @@
 
 - ``ledger`` imports nothing of ours; ``projections`` imports only ``ledger``; only ``api``
   imports litestar;
-- only an adapter (a module under a ``sqlite/`` or ``postgres/`` package) imports a driver
-  (``sqlite3``, ``psycopg``);
+- only an adapter (a module under a ``sqlite/`` or ``postgres/`` package) imports a database
+  driver (``sqlite3``, ``psycopg``), and an adapter never imports another engine's adapter;
 - no module imports a private name (``_x``) of another module of ours.
 
 Read from the installed packages' sources (what the tests run against), without importing them.
@@ -94,15 +94,16 @@ DRIVERS = ("sqlite3", "sqlite_utils", "psycopg", "psycopg_pool")
 ADAPTERS = ("/sqlite/", "/postgres/")
 
 
-def _in_adapter(relative: str) -> bool:
-    return any(folder in relative for folder in ADAPTERS)
+def in_adapter(relative: str) -> bool:
+    """Whether the module at ``relative`` belongs to a storage adapter."""
+    return any(adapter in relative for adapter in ADAPTERS)
 
 
 def test_only_adapters_import_the_driver() -> None:
     importing = {
         relative
         for _, relative, tree in MODULES
-        if not _in_adapter(relative)
+        if not in_adapter(relative)
         and any(module.split(".")[0] in DRIVERS for module, _ in _imports(tree, relative))
     }
     assert importing == set()
@@ -114,18 +115,30 @@ def test_the_domain_does_not_name_its_adapter() -> None:
     naming = [
         f"{relative} imports {module}"
         for package, relative, tree in MODULES
-        if package in ("ledger",) and not _in_adapter(relative)
+        if package in ("ledger",) and not in_adapter(relative)
         for module, _ in _imports(tree, relative)
         if ".sqlite" in module or ".postgres" in module
     ]
     assert naming == []
 
 
+def test_an_adapter_never_imports_another_engines() -> None:
+    crossing = [
+        f"{relative} imports {module}"
+        for _, relative, tree in MODULES
+        for mine, other in (("/sqlite/", ".postgres"), ("/postgres/", ".sqlite"))
+        if mine in relative
+        for module, _ in _imports(tree, relative)
+        if other in module
+    ]
+    assert crossing == []
+
+
 def test_projections_outside_the_adapter_hold_no_sql() -> None:
     holding = [
         relative
         for package, relative, tree in MODULES
-        if package == "projections" and not _in_adapter(relative)
+        if package == "projections" and not in_adapter(relative)
         for node in ast.walk(tree)
         if isinstance(node, ast.Attribute) and node.attr in {"execute", "executemany"}
     ]
@@ -151,7 +164,7 @@ def test_nothing_outside_an_adapter_holds_a_connection() -> None:
     holding = [
         f"{relative} calls .{node.func.attr}()"
         for _, relative, tree in MODULES
-        if not _in_adapter(relative)
+        if not in_adapter(relative)
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)

@@ -18,6 +18,7 @@ from pathlib import Path
 import msgspec
 
 from api.cli.common import Subparsers, db_options, emit, key_options, open_ledger, settings_from
+from api.cli.progress import phased_bar, quiet_option
 from api.settings import Settings
 from api.signing import signer_for
 from ledger.checkpoint import load_or_create_signing_key, new_signing_key, parse_verifier_key
@@ -28,8 +29,8 @@ from ledger.verify import Report
 from projections.engine import verify_store
 
 PROGRESS_EVERY = 100_000
-"""``verify`` reports progress every this many entries (on by default from this many entries,
-or on a terminal)."""
+"""``verify --progress`` writes a progress line every this many entries (a terminal gets a bar
+without it)."""
 
 
 def _signing_key(args: argparse.Namespace) -> int:
@@ -96,8 +97,6 @@ class _Progress:
 
     def __call__(self, phase: str, done: int, total: int) -> None:
         """Report every ``PROGRESS_EVERY`` entries and the end of every phase."""
-        if self.enabled is None:
-            self.enabled = total >= PROGRESS_EVERY or sys.stderr.isatty()
         if not self.enabled or (done != total and (phase != "entries" or done % PROGRESS_EVERY)):
             return
         pct = 100 * done // total if total else 100
@@ -152,7 +151,8 @@ def _verify(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     verifier = verifier_key_for(args, settings)
     progress = _Progress(args.progress)
-    found = verify_store(settings.location, verifier, progress)
+    with phased_bar("verify", quiet=args.quiet or args.progress is not None) as bar:
+        found = verify_store(settings.location, verifier, progress if args.progress else bar)
     report, differences, conflicts = found.report, found.differences, found.conflicts
     result = _summary(report, differences, verifier, time.monotonic() - progress.started)
     if conflicts:  # reported, not a failure: see projections.config.PolicyConflict
@@ -204,6 +204,8 @@ def add_parsers(sub: Subparsers) -> None:
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help=f"progress on stderr (default: on a terminal, or from {PROGRESS_EVERY:,} entries)",
+        help=f"progress lines on stderr every {PROGRESS_EVERY:,} entries, even off a terminal "
+        "(default: a progress bar on a terminal, nothing otherwise)",
     )
+    quiet_option(p)
     p.set_defaults(handler=_verify)

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from api.cli import evidence, keys, log, records, serve, store
+from api.cli import adopt, eightxeight, evidence, keys, log, records, serve, store
 from api.cli.common import Handler, Subparsers
 from ledger.errors import InvalidInput, LedgerError
 
@@ -23,6 +23,8 @@ GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     log.add_parsers,
     evidence.add_parsers,
     store.add_parsers,
+    adopt.add_parsers,
+    eightxeight.add_parsers,
 )
 """Every command group, in the order its commands are listed in ``--help``."""
 

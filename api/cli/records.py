@@ -15,6 +15,7 @@ import socket
 import msgspec
 
 from api.cli.common import Subparsers, db_options, emit, open_ledger
+from api.cli.progress import progress_bar, quiet_option
 from api.views import decision_view
 from ledger.entries import Evidence
 from ledger.errors import InvalidInput
@@ -108,7 +109,8 @@ def _history(args: argparse.Namespace) -> int:
 
 def _rebuild(args: argparse.Namespace) -> int:
     ledger = open_ledger(args)
-    count = rebuild(ledger)
+    with progress_bar("rebuild", ledger.head(), "entries", quiet=args.quiet) as bar:
+        count = rebuild(ledger, bar.update)
     result: dict[str, object] = {"replayed": count, "log_position": ledger.head()}
     conflicts = ledger.read_model.policy_version_conflicts()
     if conflicts:  # an older break of the one-policy-per-version invariant: reported
@@ -152,10 +154,18 @@ def _tenant(args: argparse.Namespace) -> int:
         update = TenantUpdate(
             revoke_all=ledger.revoke_all(args.tenant),
             default_region=ledger.tenant_region(args.tenant),
+            evidence_retention_days=ledger.evidence_retention(args.tenant),
         )
     else:
+        if args.below_minimum != (args.reason is not None):
+            raise InvalidInput("--below-minimum and --reason go together")
         update = ledger.update_tenant(
-            args.tenant, actor=f"cli:{cli_user()}", revoke_all=revoke, default_region=args.region
+            args.tenant,
+            actor=f"cli:{cli_user()}",
+            revoke_all=revoke,
+            default_region=args.region,
+            evidence_retention_days=args.evidence_retention_days,
+            below_minimum_reason=args.reason,
         )
     emit(
         {
@@ -164,6 +174,8 @@ def _tenant(args: argparse.Namespace) -> int:
             "default_region": update.default_region,
             "position": update.appended.position if update.appended else None,
             "changed": update.appended is not None,
+            "evidence_retention_days": update.evidence_retention_days,
+            "retention_reason": update.retention_reason,
         }
     )
     return 0
@@ -213,6 +225,7 @@ def add_parsers(sub: Subparsers) -> None:
     p.set_defaults(handler=_history)
     p = sub.add_parser("rebuild", help="drop and replay every projection")
     db_options(p)
+    quiet_option(p)
     p.set_defaults(handler=_rebuild)
     p = sub.add_parser("subaccount", help="register or configure a subaccount, or list them")
     db_options(p)
@@ -234,4 +247,16 @@ def add_parsers(sub: Subparsers) -> None:
         "--region",
         help="default region for national numbers of opt-outs whose subaccount is not resolved",
     )
+    p.add_argument(
+        "--evidence-retention-days",
+        type=int,
+        metavar="N",
+        help="erase evidence of entries superseded longer ago than N days (0: keep for ever)",
+    )
+    p.add_argument(
+        "--below-minimum",
+        action="store_true",
+        help="accept a period under 1,461 days (4 years); needs --reason, which is recorded",
+    )
+    p.add_argument("--reason", help="why a period under the minimum is right (recorded)")
     p.set_defaults(handler=_tenant)

@@ -241,6 +241,10 @@ class TenantUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     revoke_all: bool
     default_region: str | None = None
+    evidence_retention_days: Annotated[int, msgspec.Meta(ge=0, le=36500)] | None = None
+    """Erase evidence of entries superseded longer ago than this (0: keep for ever; left out:
+    unchanged). Under 1,461 days (4 years) only with ``retention_below_minimum_reason``."""
+    retention_below_minimum_reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
 
 
 class TenantView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -252,6 +256,8 @@ class TenantView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     position: int | None
     changed: bool
     default_region: str | None = None
+    evidence_retention_days: int | None = None
+    retention_reason: str | None = None
 
 
 @put(
@@ -302,6 +308,8 @@ def put_tenant(
         actor=principal.actor,
         revoke_all=data.revoke_all,
         default_region=data.default_region,
+        evidence_retention_days=data.evidence_retention_days,
+        below_minimum_reason=data.retention_below_minimum_reason,
     )
     if update.appended is not None:
         _counted([update.appended])
@@ -311,6 +319,8 @@ def put_tenant(
         position=update.appended.position if update.appended else None,
         changed=update.appended is not None,
         default_region=update.default_region,
+        evidence_retention_days=update.evidence_retention_days,
+        retention_reason=update.retention_reason,
     )
 
 
@@ -429,6 +439,8 @@ class ResolutionView(msgspec.Struct, frozen=True, kw_only=True):
     retraction_position: int | None
     """The retraction of the tenant-wide opt-out (``narrow`` only)."""
     notes: list[str]
+    opt_in_position: int | None = None
+    """The opt-in an ``accept`` recorded (an imported opt-in held for review)."""
 
 
 @post(
@@ -448,7 +460,9 @@ class ResolutionView(msgspec.Struct, frozen=True, kw_only=True):
     "it applies to `subaccount` alone. Only an opt-out that was tenant-wide solely because "
     "its subaccount was unresolved can be narrowed: one tenant-wide by its keyword (STOPALL, "
     "STOP ALL) or under the tenant's `revoke_all` is refused (422), as is `narrow` with any "
-    "other action. `narrow` defaults to false. An item already resolved: 409.",
+    "other action. `narrow` defaults to false. `accept` (an imported opt-in held for review "
+    "because it would re-allow a number opted out through the ledger): the `consent.granted` "
+    "it held, valid from the row's own date (`opt_in_position`). An item already resolved: 409.",
     responses={
         200: ResponseSpec(
             data_container=ResolutionView,
@@ -513,7 +527,8 @@ def resolve_review(
         )
     except AlreadyResolved as exc:
         raise problem(409, str(exc), kind="already-resolved") from exc
-    _counted([a for a in (done.opt_out, done.resolved, done.retraction) if a is not None])
+    done_entries = (done.opt_out, done.opt_in, done.resolved, done.retraction)
+    _counted([a for a in done_entries if a is not None])
     return ResolutionView(
         position=position,
         action=done.action,
@@ -522,6 +537,7 @@ def resolve_review(
         resolution_position=done.resolved.position,
         retraction_position=done.retraction.position if done.retraction else None,
         notes=list(done.notes),
+        opt_in_position=done.opt_in.position if done.opt_in else None,
     )
 
 

@@ -35,12 +35,14 @@ from ledger.events import (
     ConsentRevoked,
     EntryRetracted,
     Event,
+    EvidenceErased,
     ReviewFlagged,
     ReviewResolved,
 )
 from ledger.store import StoredEntry
 from ledger.timefmt import parse_time
 from projections import audit
+from projections.erasure import RETENTION_NOTE, erasure_detail, erasure_notes
 from projections.review import ReviewItem
 from projections.timeline import Interval
 
@@ -83,6 +85,8 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     """Who recorded it: the API key (``key:<id>``) or the command-line user (``cli:<user>``)."""
     claimed_actor: str | None = None
     """Who the client said performed it: a claim, shown as such, never verified."""
+    evidence_erased_note: str | None = None
+    """For erased evidence: "evidence erased on D: R" (the tombstone's date and reason)."""
 
 
 class AuditTrail(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,6 +113,8 @@ def _target(event: Event) -> int | None:
 def _detail(event: Event) -> str | None:
     if isinstance(event, ReviewFlagged | EntryRetracted):
         return event.reason
+    if isinstance(event, EvidenceErased):
+        return erasure_detail(event)
     if isinstance(event, ReviewResolved):
         onto = f" (subaccount {event.subaccount})" if event.subaccount else ""
         return f"{event.action}{onto}: {event.note}"
@@ -124,14 +130,18 @@ def _detail(event: Event) -> str | None:
     return None
 
 
-def audit_entry(stored: StoredEntry, evidence: audit.Evidence) -> AuditEntry:
-    """Shape one stored entry and its evidence row for auditors."""
+def audit_entry(
+    stored: StoredEntry, evidence: audit.Evidence, notes: dict[int, str] | None = None
+) -> AuditEntry:
+    """Shape one stored entry and its evidence row for auditors (``notes``: what the trail's
+    tombstones say of erased evidence, by position)."""
     entry: Entry = stored.entry
     event = entry.event
-    shown, erased, matches = None, False, None
+    shown, erased, matches, note = None, False, None, None
     if stored.position in evidence:
         salt, content = evidence[stored.position]
         erased = content is None
+        note = (notes or {}).get(stored.position, RETENTION_NOTE) if erased else None
         if salt is not None and content is not None and entry.evidence_digest is not None:
             shown = decode_evidence(content)
             matches = evidence_matches(entry.evidence_digest, salt, content)
@@ -160,6 +170,7 @@ def audit_entry(stored: StoredEntry, evidence: audit.Evidence) -> AuditEntry:
         event=event,
         recorded_by=getattr(event, "recorded_by", None),
         claimed_actor=getattr(event, "claimed_actor", None),
+        evidence_erased_note=note,
     )
 
 
@@ -191,7 +202,7 @@ def trail_csv(entries: list[AuditEntry]) -> str:
     for e in entries:
         ev = e.evidence
         extra = {
-            "evidence_text": ev.text if ev else None,
+            "evidence_text": ev.text if ev else e.evidence_erased_note,
             "evidence_profile_name": ev.profile_name if ev else None,
             "evidence_raw_body": ev.raw_body if ev else None,
         }
@@ -306,7 +317,8 @@ def audit_trail(
     ledger = services.ledger
     tenant, number = subject_of(request.user, ledger, subaccount, msisdn)
     found = audit.trail(ledger, tenant, subaccount, number)
-    entries = [audit_entry(s, found.evidence) for s in found.entries]
+    notes = erasure_notes(s.entry for s in found.entries)
+    entries = [audit_entry(s, found.evidence, notes) for s in found.entries]
     if fmt == "csv":
         return Response(
             trail_csv(entries),
@@ -389,8 +401,20 @@ def review_view(
         occurred_at=item.occurred_at,
         recorded_at=item.recorded_at,
         age_seconds=max(age, 0),
-        actions=["opt_out", "dismiss"] if item.kind == "flagged" else ["assign", "dismiss"],
+        actions=_actions(item, stored),
     )
+
+
+_ACTIONS = {"flagged": ["opt_out", "dismiss"], "reply": ["dismiss"]}
+"""What a review item of each kind accepts (an uncertain reply is only ever dismissed)."""
+
+
+def _actions(item: ReviewItem, stored: StoredEntry | None) -> list[str]:
+    """The resolutions an item takes (``accept`` for an imported opt-in held for review)."""
+    event = stored.entry.event if stored is not None else None
+    if isinstance(event, ReviewFlagged) and event.withheld == "opt_in":
+        return ["accept", "dismiss", "opt_out"]
+    return _ACTIONS.get(item.kind, ["assign", "dismiss"])
 
 
 _QUEUE_EXAMPLE = {

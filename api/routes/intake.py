@@ -34,13 +34,14 @@ from api import metrics, payloads, quarantine
 from api.auth import tenant_of
 from api.keys import Principal
 from api.limits import MAX_FIELD_CHARS, MAX_ID_CHARS, MAX_TEXT_CHARS
-from api.payloads import ConsentFields, Ignored, InboundMessage, Unreadable
+from api.payloads import ConsentFields, Ignored, InboundMessage, Receipt, Unreadable
 from api.quarantine import QuarantinedBody, Received
 from api.state import Services, services_of
 from ledger.entries import Evidence, body_evidence
 from ledger.errors import InvalidInput
 from ledger.keywords import MAX_KEYWORD_LENGTH
 from ledger.timefmt import normalize_time
+from projections.eightxeight import receipts
 from projections.ids import client_key, message_key, umid_key, usable_id
 from projections.intake import (
     IntakeRequest,
@@ -229,10 +230,9 @@ def _example(summary: str, value: Any) -> list[Example]:
 
 
 # -- shared request plumbing -------------------------------------------------------------------
-def _received(request: Request[Any, Any, Any], services: Services) -> Received:
+def _received(request: Request[Any, Any, Any]) -> Received:
     client = request.client
     return Received(
-        received_at=services.ledger.now(),
         content_type=request.headers.get("content-type"),
         remote_addr=client.host if client else None,
         request_id=request.scope.get("state", {}).get("request_id"),
@@ -363,6 +363,17 @@ def _prepare_webhook(services: Services, hook: Hook) -> WebhookOutcome | Prepare
     if isinstance(message, Ignored):
         metrics.WEBHOOK_OUTCOMES.labels("ignored").inc()
         return WebhookSkipped(outcome="ignored", position=None, reason=message.reason)
+    if isinstance(message, Receipt):
+        metrics.WEBHOOK_OUTCOMES.labels("ignored").inc()
+        reason = receipts.settle(
+            services.ledger,
+            tenant_of(hook.principal),
+            client_message_id=message.client_message_id,
+            umid=message.umid,
+            state=message.state,
+            error_code=message.error_code,
+        )
+        return WebhookSkipped(outcome="ignored", position=None, reason=reason)
     request = _webhook_request(tenant_of(hook.principal), message, hook)
     if request is None:
         return _quarantined(services, hook, "no usable number (msisdn)")
@@ -408,6 +419,7 @@ def _webhook_request(
         ),
         register_subaccount=True,
         recorded_by=hook.principal.actor,
+        destination=message.destination,
     )
 
 
@@ -468,7 +480,7 @@ async def webhook_8x8(request: Request[Principal, Any, Any]) -> WebhookAnswer | 
     """Record one 8x8 webhook body; see the module guarantees."""
     services = services_of(request.app)
     raw = await request.body()
-    received = _received(request, services)
+    received = _received(request)
     answer: WebhookAnswer | WebhookSkipped = await services.intake(
         Hook(request.user, raw, received)
     )
@@ -607,7 +619,7 @@ async def post_opt_out(
 ) -> Response[ConsentAnswer | WebhookSkipped]:
     """Record an opt-out; see the module guarantees."""
     raw = await request.body()
-    received = _received(request, services)
+    received = _received(request)
     answer = await services.write(_opt_out, services, request.user, raw, subaccount, received)
     created = isinstance(answer, ConsentAnswer) and not answer.duplicate
     return Response(answer, status_code=201 if created else 200)
@@ -725,7 +737,7 @@ async def post_opt_in(
 ) -> Response[ConsentAnswer]:
     """Record an opt-in; see the module guarantees."""
     raw = await request.body()
-    received = _received(request, services)
+    received = _received(request)
     answer = await services.write(_opt_in, services, request.user, data, raw, received)
     return Response(answer, status_code=200 if answer.duplicate else 201)
 

@@ -18,13 +18,12 @@ database cannot answer now" become ``StoreUnavailable`` here; nothing past the a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import psycopg_pool
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ledger.errors import StoreUnavailable
@@ -123,36 +122,6 @@ def is_unavailable(exc: BaseException) -> bool:
         and exc.sqlstate is not None
         and exc.sqlstate[:2] in UNAVAILABLE_CLASSES
     )
-
-
-COPY_FROM_ROWS = 64
-"""From this many rows on, ``insert_rows`` streams them with ``COPY`` instead of pipelining one
-``INSERT`` per row (a bulk load or a big import: several times faster; triggers fire alike)."""
-
-
-def insert_rows(
-    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
-) -> None:
-    """Insert ``rows`` (values in ``columns`` order) into ``table``: one round trip for a few
-    rows (pipelined ``INSERT`` statements), a ``COPY`` stream for many. Every row's triggers
-    and constraints apply either way; a refused row fails the whole statement."""
-    if not rows:
-        return
-    names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    with conn.cursor() as cur:
-        if len(rows) < COPY_FROM_ROWS:
-            marks = sql.SQL(", ").join(sql.Placeholder() * len(columns))
-            cur.executemany(
-                sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                    sql.Identifier(table), names, marks
-                ),
-                rows,
-            )
-            return
-        copy = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names)
-        with cur.copy(copy) as stream:
-            for row in rows:
-                stream.write_row(row)
 
 
 def lock_key(conn: Connection, name: str) -> int:

@@ -14,7 +14,7 @@ import psycopg
 from ledger.errors import MigrationError
 from ledger.migrate import Migration, shipped_migrations, unapplied
 from ledger.postgres.connection import Connection, lock_key, unavailable_on_driver_error
-from ledger.timefmt import now_text
+from ledger.timefmt import format_time
 
 ENGINE = "postgresql"
 FOLDER = "postgres"
@@ -65,9 +65,11 @@ def _apply(conn: Connection, m: Migration) -> None:
     try:
         with conn.transaction():
             conn.execute(m.sql.encode())
+            now = conn.execute("SELECT clock_timestamp()").fetchone()
+            assert now is not None  # the database's clock, as every "now" on PostgreSQL
             conn.execute(
                 "INSERT INTO schema_migrations (name, checksum, applied_at) VALUES (%s, %s, %s)",
-                (m.name, m.checksum, now_text()),
+                (m.name, m.checksum, format_time(now[0])),
             )
     except psycopg.Error as exc:
         raise MigrationError(f"migration {m.name} failed: {exc}") from exc

@@ -141,6 +141,20 @@ def quarantined(conn: Connection, tenant: str, after_id: int, limit: int) -> lis
     ]
 
 
+def erase_quarantined(conn: Connection, ids: Sequence[int], note: str) -> None:
+    """Erase the bodies (and what describes them) of records ``ids`` inside the caller's write
+    transaction; a record keeps when it was received, and ``note`` joins its reason. Records
+    already erased are left as they are."""
+    if not ids:
+        return
+    conn.execute(
+        "UPDATE quarantine SET body = ''::bytea, body_length = NULL, body_sha256 = NULL, "
+        "remote_addr = NULL, reason = reason || '; ' || %s "
+        "WHERE length(body) > 0 AND id = ANY(%s::bigint[])",
+        (note, list(ids)),
+    )
+
+
 # -- checkpoints -----------------------------------------------------------------------------
 _CHECKPOINT_COLUMNS = "size, root, note, signed_at"
 

@@ -13,7 +13,10 @@ Guarantees beyond the port (``ledger.store``):
 - **No node holds the log forever.** A writer waits at most ``lock_timeout`` for the lock
   (then ``StoreUnavailable``: the API answers 503 and 8x8 retries; appends are idempotent by
   key), and the server ends the session of a node stopped mid-transaction
-  (``ledger.postgres.connection``).
+  (``ledger.postgres.connection``). That time-out only ends a session waiting *between*
+  statements, so a write transaction sends whole statements only: no pipeline
+  (``executemany``) and no ``COPY``, inside which a frozen node's session stays "active" and
+  keeps the lock until the node's process dies.
 - Concurrent appends of one process are group-committed (``ledger.group_commit``): the group is
   taken after the lock is acquired, one transaction and one durable commit for all of it.
 - Reads run on a bounded pool; a ``snapshot`` is one ``REPEATABLE READ`` read-only transaction.
@@ -47,7 +50,6 @@ from ledger.postgres.connection import (
     DEFAULT_POOL_SIZE,
     Connection,
     connect,
-    insert_rows,
     is_unavailable,
     lock_key,
     pool,
@@ -56,6 +58,7 @@ from ledger.postgres.connection import (
 from ledger.postgres.lease import SessionLease
 from ledger.postgres.migrate import migrate
 from ledger.postgres.records import PgKeys
+from ledger.postgres.sessions import PgSessions
 from ledger.retraction import check_retraction
 from ledger.store import (
     Appended,
@@ -208,6 +211,65 @@ class PgLogStore:
             if cur.rowcount == 0:
                 raise NotFound(f"no unerased evidence at position {position}")
 
+    def erase(
+        self,
+        positions: Sequence[int],
+        reason: str,
+        tombstone: Draft | None = None,
+        quarantined: Sequence[int] = (),
+    ) -> Appended | None:
+        """See the port: one append transaction under the log lock (``append_built``): the
+        evidence and the quarantined bodies erased by one statement each, the tombstone
+        appended after them. PostgreSQL keeps the old row versions until ``scrub``."""
+
+        def build(conn: Connection) -> list[Draft]:
+            at = self._writer.now()
+            conn.execute(
+                "UPDATE evidence SET salt = NULL, content = NULL, erased_at = %s, "
+                "erase_reason = %s WHERE erased_at IS NULL AND position = ANY(%s::bigint[])",
+                (at, reason, list(positions)),
+            )
+            records.erase_quarantined(conn, quarantined, f"body erased on {at[:10]}: {reason}")
+            return [tombstone] if tombstone is not None else []
+
+        appended = self.append_built(build)
+        return appended[0] if appended else None
+
+    def scrub(self) -> None:
+        """See the port: ``VACUUM (FULL)`` of ``evidence`` and ``quarantine`` (and their TOAST
+        tables), on a connection of its own. A plain ``VACUUM`` frees the space of the old row
+        versions but leaves their bytes in it; a full one writes each table anew, and the
+        server empties and removes the old files. A plain ``VACUUM`` runs first: the old
+        versions it cannot remove (its count of dead rows left; nothing but an erasure updates
+        these tables) are ones a transaction older than the erasure may still read, which a
+        rewrite would keep too — then ``StoreUnavailable`` and nothing more is done. The
+        rewrite waits at most ``lock_timeout`` for the tables (else ``StoreUnavailable``), then
+        holds them exclusively while it runs (appends wait: docs/adopting.md §3). Only the
+        tables' owner may rewrite them: ``StoreUnavailable`` for another role."""
+        conn = connect(self.url)
+        try:
+            with unavailable_on_driver_error("cannot scrub now"):
+                row = conn.execute(_OWNER).fetchone()
+                if row is None or not row[0]:
+                    raise StoreUnavailable(
+                        "only the owner of the evidence and quarantine tables may rewrite them: "
+                        "scrub as the owner role"
+                    )
+                conn.execute("VACUUM evidence, quarantine")
+                row = conn.execute(_DEAD).fetchone()
+                if row is not None and row[0]:
+                    raise StoreUnavailable(
+                        f"a transaction older than the erasure may still read {row[0]} erased "
+                        "row version(s): the scrub did not complete; retry"
+                    )
+                before = conn.execute(_FILES).fetchone()
+                conn.execute("VACUUM (FULL) evidence, quarantine")
+                after = conn.execute(_FILES).fetchone()
+        finally:
+            conn.close()
+        if before == after:
+            raise StoreUnavailable("the evidence tables were not rewritten; scrub again")
+
     def keys(self) -> PgKeys:
         """The API keys (each call reads the newest committed state)."""
         return PgKeys(self.reader)
@@ -219,6 +281,10 @@ class PgLogStore:
         with self.reader() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._keys_key,))
             yield PgKeys(lambda: nullcontext(conn))
+
+    def sessions(self) -> PgSessions:
+        """The console's sessions (each call reads the newest committed state)."""
+        return PgSessions(self.reader)
 
     def quarantined(self, tenant: str, *, after_id: int, limit: int) -> list[QuarantineRecord]:
         """Up to ``limit`` of ``tenant``'s quarantined bodies with id > ``after_id``."""
@@ -316,15 +382,17 @@ class _Writer:
 
     def begin(self) -> None:
         """Begin, take the log lock, then read the head and the database's clock: one round
-        trip (pipelined), so a group pays one wait for all of it."""
+        trip, so a group pays one wait for all of it. One simple-protocol message of three
+        whole statements (never a pipeline: see the module), the lock key a number of ours."""
         self._opened = None
         self._newest.clear()
         try:
             conn = self.connection()
-            with conn.pipeline():
-                conn.execute("BEGIN")
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.store.log_key,))
-                opened = conn.execute(_OPENED)
+            opened = conn.execute(
+                f"BEGIN; SELECT pg_advisory_xact_lock({int(self.store.log_key)}); {_OPENED}"
+            )
+            opened.nextset()  # past BEGIN's and the lock's results to the head's
+            opened.nextset()
             row = opened.fetchone()
             assert row is not None
             self._opened = (int(row[0] or 0), str(row[1] or ""), row[2])
@@ -415,11 +483,11 @@ class _Writer:
         return Appended(item.stored, duplicate=False)
 
     def _write_batch(self, drafts: Sequence[Draft], cursor: WriteCursor) -> list[Appended]:
-        """Write several drafts (none a retraction, which reads the log) in three round trips
+        """Write several drafts (none a retraction, which reads the log) in three statements
         whatever their number: the keys already in the log read at once (the log lock keeps
-        every other writer out until the commit), then every new entry and every evidence row
-        sent pipelined. A key repeated within the drafts is a duplicate of its first draft,
-        as it is when the drafts are written one by one."""
+        every other writer out until the commit), then every new entry, then every evidence
+        row, each set as arrays in one statement. A key repeated within the drafts is a
+        duplicate of its first draft, as it is when the drafts are written one by one."""
         known = _existing(self.conn, drafts)
         results: list[Appended] = []
         logged: list[tuple[object, ...]] = []
@@ -438,8 +506,10 @@ class _Writer:
                 evidence.append((item.stored.position, salt, content))
             self._wrote(item, cursor)
             results.append(Appended(item.stored, duplicate=False))
-        insert_rows(self.conn, "log", _LOG_COLUMNS, logged)
-        insert_rows(self.conn, "evidence", ("position", "salt", "content"), evidence)
+        if logged:
+            self.conn.execute(_INSERT_LOGGED, [list(c) for c in zip(*logged, strict=True)])
+        if evidence:
+            self.conn.execute(_INSERT_EVIDENCE, [list(c) for c in zip(*evidence, strict=True)])
         return results
 
     def _check_unchanged(self, guard: Unchanged) -> None:
@@ -521,11 +591,18 @@ class _Writer:
         return item
 
 
-_LOG_COLUMNS = (
-    "position", "tenant", "key", "event_id", "type", "subaccount", "msisdn", "occurred_at",
-    "recorded_at", "entry", "leaf_hash",
-)  # fmt: skip
-"""The columns of a ``log`` row, in ``_log_row`` order."""
+_INSERT_LOGGED = (
+    "INSERT INTO log (position, tenant, key, event_id, type, subaccount, msisdn, occurred_at, "
+    "recorded_at, entry, leaf_hash) SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[], "
+    "%s::bytea[])"
+)
+"""Many ``log`` rows (columns in ``_log_row`` order, one array each) in one statement, in
+position order (the dense-position trigger sees each row after the one before)."""
+_INSERT_EVIDENCE = (
+    "INSERT INTO evidence (position, salt, content) "
+    "SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::bytea[])"
+)
 _INSERT_NEW = (
     "INSERT INTO log (position, tenant, key, event_id, type, subaccount, msisdn, occurred_at, "
     "recorded_at, entry, leaf_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
@@ -540,7 +617,7 @@ entry was (its row count says whether the key was new)."""
 
 
 def _log_row(item: Committed) -> tuple[object, ...]:
-    """The ``log`` row of ``item``, in ``_LOG_COLUMNS`` order."""
+    """The ``log`` row of ``item``, in ``_INSERT_NEW``'s column order."""
     entry, stored = item.entry, item.stored
     return (
         stored.position,
@@ -595,6 +672,22 @@ _OPENED = (
     "AS head ON true"
 )
 """The head, its recorded time and the database's clock, read once the log lock is held."""
+_SCRUBBED = "('evidence'::regclass, 'quarantine'::regclass)"
+_OWNER = (
+    "SELECT bool_and(pg_has_role(c.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE')) "  # noqa: S608
+    "FROM pg_class c, pg_database d WHERE d.datname = current_database() "
+    f"AND c.oid IN {_SCRUBBED}"
+)
+"""Whether this role may vacuum the scrubbed tables (their owner's or the database owner's
+privileges; a superuser has every role's)."""
+_DEAD = (
+    "SELECT coalesce(sum(pg_stat_get_dead_tuples(c.oid)), 0) FROM pg_class c "  # noqa: S608
+    f"WHERE c.oid IN {_SCRUBBED} OR c.oid IN (SELECT reltoastrelid FROM pg_class "
+    f"WHERE oid IN {_SCRUBBED})"
+)
+"""The dead row versions the last ``VACUUM`` of the scrubbed tables (and their TOAST tables)
+could not remove."""
+_FILES = "SELECT pg_relation_filenode('evidence'), pg_relation_filenode('quarantine')"
 
 
 def _taken(conn: Connection, draft: Draft) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ledger import tree as pure
-from ledger.postgres.connection import Connection, insert_rows
+from ledger.postgres.connection import Connection
 from ledger.store import StoredEntry
 from ledger.tree import LEVEL_BITS, node_key
 
@@ -35,9 +35,16 @@ class Nodes:
 
 
 def add_leaves(conn: Connection, stored: Sequence[StoredEntry]) -> None:
-    """Write the nodes completed by appending ``stored`` (consecutive, after the current tree)."""
+    """Write the nodes completed by appending ``stored`` (consecutive, after the current tree),
+    in one statement: no pipeline (``executemany``) inside the log lock's transaction, where a
+    node frozen between a pipeline's statements would keep the lock (``ledger.postgres.store``)."""
     rows = [
         (leaf << LEVEL_BITS | level, level, index, digest)
         for leaf, level, index, digest in pure.completed(stored, Nodes(conn).node)
     ]
-    insert_rows(conn, "tree_nodes", ("node", "level", "idx", "hash"), rows)
+    if rows:
+        conn.execute(
+            "INSERT INTO tree_nodes (node, level, idx, hash) "
+            "SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::bigint[], %s::bytea[])",
+            [list(column) for column in zip(*rows, strict=True)],
+        )

@@ -4,6 +4,7 @@ which decides what is kept and how it is shown."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from ledger.sqlite.connection import unavailable_on_driver_error
 from ledger.store import QuarantineRecord
@@ -70,3 +71,16 @@ def listed(
         )
         for r in rows
     ]
+
+
+def erase(conn: sqlite3.Connection, ids: Sequence[int], note: str) -> None:
+    """Erase the bodies (and what describes them) of records ``ids`` inside the caller's write
+    transaction; the record keeps when it was received and ``note`` joins its reason."""
+    if not ids:
+        return
+    conn.execute(
+        "UPDATE quarantine SET body = X'', body_length = NULL, body_sha256 = NULL, "
+        "remote_addr = NULL, reason = reason || '; ' || ? WHERE length(body) > 0 "
+        "AND id IN (SELECT value FROM json_each(?))",
+        (note, str(list(ids))),
+    )

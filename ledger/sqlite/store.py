@@ -48,6 +48,7 @@ from ledger.sqlite.keys import SqliteKeys
 from ledger.sqlite.lease import FileLease
 from ledger.sqlite.migrate import migrate
 from ledger.sqlite.quarantine import listed as quarantine_rows
+from ledger.sqlite.sessions import SqliteSessions
 from ledger.store import (
     Appended,
     Committed,
@@ -200,6 +201,44 @@ class SqliteLogStore:
             if cur.rowcount == 0:
                 raise NotFound(f"no unerased evidence at position {position}")
 
+    def erase(
+        self,
+        positions: Sequence[int],
+        reason: str,
+        tombstone: Draft | None = None,
+        quarantined: Sequence[int] = (),
+    ) -> Appended | None:
+        """See the port: with ``secure_delete`` on for the transaction, so SQLite overwrites
+        the freed content (in the page and in freed overflow pages) with zeros."""
+        at = format_time(self._clock())
+
+        def build(conn: sqlite3.Connection) -> list[Draft]:
+            conn.execute("PRAGMA secure_delete = ON")
+            for chunk in _chunks(positions, 500):
+                conn.execute(
+                    "UPDATE evidence SET salt = NULL, content = NULL, erased_at = ?, "
+                    "erase_reason = ? WHERE erased_at IS NULL AND position IN "
+                    "(SELECT value FROM json_each(?))",
+                    (at, reason, str(list(chunk))),
+                )
+            quarantine.erase(conn, quarantined, f"body erased on {at[:10]}: {reason}")
+            return [tombstone] if tombstone is not None else []
+
+        try:
+            appended = self.append_built(build)
+        finally:
+            with suppress(sqlite3.Error):
+                self._wconn.execute("PRAGMA secure_delete = OFF")
+        return appended[0] if appended else None
+
+    def scrub(self) -> None:
+        """See the port: a ``TRUNCATE`` checkpoint of the WAL (every page written since, the
+        zeroed ones included, replaces its old image in the database file; the WAL is emptied)."""
+        with self._write_lock, unavailable_on_driver_error("cannot scrub now"):
+            busy, _, _ = self._wconn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise StoreUnavailable("readers held old snapshots: the scrub did not complete; retry")
+
     def keys(self) -> SqliteKeys:
         """The API keys, read on this thread's connection (each call its own snapshot)."""
         return SqliteKeys(self.reader())
@@ -210,6 +249,11 @@ class SqliteLogStore:
         commits together (or not at all, when it raises)."""
         with self.write_transaction() as conn:
             yield SqliteKeys(conn)
+
+    def sessions(self) -> SqliteSessions:
+        """The console's sessions: read on this thread's connection, written in write
+        transactions of their own."""
+        return SqliteSessions(self.reader(), self.write_transaction)
 
     def quarantined(self, tenant: str, *, after_id: int, limit: int) -> list[QuarantineRecord]:
         """Up to ``limit`` of ``tenant``'s quarantined bodies with id > ``after_id``, oldest
@@ -540,6 +584,11 @@ def _check_unchanged(conn: sqlite3.Connection, guard: Unchanged) -> None:
     ).fetchone()
     if found is not None:
         raise Stale(f"the settings read changed at position {found[0]}; read again and retry")
+
+
+def _chunks(values: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def head_of(conn: sqlite3.Connection) -> int:

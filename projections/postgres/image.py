@@ -19,6 +19,24 @@ from ledger.store import Committed, StoredEntry
 from projections.postgres.projectors import projectors
 
 _EVERY = 1 << 62
+# What a restore writes under the log lock: one multi-row statement per table (never a
+# pipeline, ``ledger.postgres.store``).
+_LOG = (
+    "INSERT INTO log (position, tenant, key, event_id, type, subaccount, msisdn, occurred_at, "
+    "recorded_at, entry, leaf_hash) SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[], "
+    "%s::bytea[])"
+)
+_EVIDENCE = (
+    "INSERT INTO evidence (position, salt, content, erased_at, erase_reason) "
+    "SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::bytea[], %s::text[], %s::text[])"
+)
+_QUARANTINE = (
+    "INSERT INTO quarantine (id, tenant, received_at, reason, content_type, body, remote_addr, "
+    "request_id, body_length, body_sha256) OVERRIDING SYSTEM VALUE SELECT * FROM unnest("
+    "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[], %s::text[], "
+    "%s::text[], %s::bigint[], %s::text[])"
+)
 
 
 class PgImage:
@@ -94,23 +112,14 @@ class PgImages:
     def restore(self, items: Sequence[ImageEntry]) -> None:
         """See ``ledger.image.StoreImages``."""
         committed = [Committed(item.stored, item.stored.entry) for item in items]
+        evidence = [
+            (item.stored.position, e.salt, e.content, e.erased_at, e.erase_reason)
+            for item in items
+            if (e := item.evidence) is not None
+        ]
         with self._store.write_transaction() as conn:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO log (position, tenant, key, event_id, type, subaccount, msisdn, "
-                    "occurred_at, recorded_at, entry, leaf_hash) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [_log_row(done) for done in committed],
-                )
-                cur.executemany(
-                    "INSERT INTO evidence (position, salt, content, erased_at, erase_reason) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    [
-                        (item.stored.position, e.salt, e.content, e.erased_at, e.erase_reason)
-                        for item in items
-                        if (e := item.evidence) is not None
-                    ],
-                )
+            _insert(conn, _LOG, [_log_row(done) for done in committed])
+            _insert(conn, _EVIDENCE, evidence)
             tree.add_leaves(conn, [item.stored for item in items])
             for projector in projectors(strict=False):
                 projector.apply(conn, committed)
@@ -123,17 +132,15 @@ class PgImages:
             keys = PgKeys(lambda: _same(conn))
             for key in records.keys:
                 keys.add(key)
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO quarantine (id, tenant, received_at, reason, content_type, "
-                    "body, remote_addr, request_id, body_length, body_sha256) "
-                    "OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (b.id, b.tenant, b.received_at, b.reason, b.content_type, b.body,
-                         b.remote_addr, b.request_id, b.body_length, b.body_sha256)
-                        for b in records.quarantine
-                    ],
-                )  # fmt: skip
+            _insert(
+                conn,
+                _QUARANTINE,
+                [
+                    (b.id, b.tenant, b.received_at, b.reason, b.content_type, b.body,
+                     b.remote_addr, b.request_id, b.body_length, b.body_sha256)
+                    for b in records.quarantine
+                ],
+            )  # fmt: skip
             conn.execute(
                 "SELECT setval(pg_get_serial_sequence('quarantine', 'id'), "
                 "coalesce((SELECT max(id) FROM quarantine), 0) + 1, false)"
@@ -143,6 +150,13 @@ class PgImages:
                     "INSERT INTO signer (verifier_key, recorded_at) VALUES (%s, %s)",
                     (records.signer.verifier_key, records.signer.recorded_at),
                 )
+
+
+def _insert(conn: Connection, statement: str, rows: Sequence[tuple[object, ...]]) -> None:
+    """``rows`` through ``statement`` (an ``INSERT ... SELECT * FROM unnest(...)``): one
+    array parameter per column."""
+    if rows:
+        conn.execute(statement, [list(column) for column in zip(*rows, strict=True)])
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""The PostgreSQL projectors: consent facts, configuration versions and the review queue, kept in
+"""The PostgreSQL projectors: consent facts, configuration versions, the review queue and the
+outbox (``projections.postgres.outbox``), kept in
 step with the log inside the append transaction (``ledger.store.Projector`` on a psycopg
 connection, ``ledger.postgres.connection.Connection``).
 
@@ -23,6 +24,8 @@ from ledger.events import (
     ConsentGranted,
     ConsentRevoked,
     EntryRetracted,
+    ReplyFailed,
+    ReplySent,
     ReviewResolved,
     SubaccountConfigured,
     TenantConfigured,
@@ -31,6 +34,7 @@ from ledger.postgres.connection import Connection
 from ledger.store import Committed, Projector
 from projections.config import PolicyConflict, PolicyVersionClash
 from projections.consent import TENANT_SCOPE
+from projections.postgres.outbox import OutboxProjector
 from projections.review import opens
 
 PgProjector = Projector[Connection]
@@ -38,11 +42,16 @@ PgProjector = Projector[Connection]
 
 def projectors(
     *, strict: bool = True
-) -> list[ConsentProjector | ConfigProjector | ReviewProjector]:
+) -> list[ConsentProjector | ConfigProjector | ReviewProjector | OutboxProjector]:
     """Every projection kept in step with the log, in the order they apply. ``strict``: refuse
     a new entry that breaks an invariant (live appends); a replay of what is stored reports
     instead (rebuild, verify)."""
-    return [ConsentProjector(), ConfigProjector(strict=strict), ReviewProjector()]
+    return [
+        ConsentProjector(),
+        ConfigProjector(strict=strict),
+        ReviewProjector(),
+        OutboxProjector(),
+    ]
 
 
 _SET_POSITION = (
@@ -321,7 +330,8 @@ def policy_version_conflicts(conn: Connection) -> list[PolicyConflict]:
 # -- review queue ----------------------------------------------------------------------------
 _OPEN = (
     "INSERT INTO review_items (position, tenant, kind, subaccount, msisdn, keyword, occurred_at, "
-    "recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+    "recorded_at) SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::text[])"
 )
 
 
@@ -352,13 +362,20 @@ class ReviewProjector:
                     )
                 )
                 continue
-            if not isinstance(event, ReviewResolved | EntryRetracted):
+            settles = isinstance(event, ReplySent | ReplyFailed) and event.settles is not None
+            if not (settles or isinstance(event, ReviewResolved | EntryRetracted)):
                 continue
             _open(conn, opened)
             opened = []
             if isinstance(event, ReviewResolved):
                 _close(conn, entry.tenant, event.position, entry.position, event.action)
-            else:
+            elif isinstance(event, ReplySent | ReplyFailed):
+                conn.execute(
+                    "UPDATE review_items SET closed_by = %s, closed_how = 'settled' "
+                    "WHERE position = %s AND closed_by IS NULL",
+                    (entry.position, event.settles),
+                )
+            elif isinstance(event, EntryRetracted):
                 conn.execute(
                     "UPDATE review_items SET closed_by = %s, closed_how = 'retracted' "
                     "WHERE position = %s AND closed_by IS NULL",
@@ -374,11 +391,10 @@ class ReviewProjector:
 
 
 def _open(conn: Connection, rows: list[tuple[object, ...]]) -> None:
-    if len(rows) == 1:
-        conn.execute(_OPEN, rows[0])
-    elif rows:
-        with conn.cursor() as cur:
-            cur.executemany(_OPEN, rows)
+    """Insert the review items ``rows``: one statement, however many (never a pipeline inside
+    the log lock, see ``ledger.postgres.store``)."""
+    if rows:
+        conn.execute(_OPEN, [list(column) for column in zip(*rows, strict=True)])
 
 
 def _close(conn: Connection, tenant: str, target: int, by: int, how: str) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any, cast
 
@@ -44,12 +45,24 @@ from ledger.postgres.store import (
 )
 from ledger.postgres.tree import Nodes
 from ledger.store import Appended, StoredEntry
+from ledger.timefmt import format_time, parse_time
 from projections.config import PolicyConflict, SubaccountSettings
 from projections.decisions import BulkStates, Decision, Fact, State, UnknownRule, decision
 from projections.decisions import unknown_rule as rule_of
+from projections.eightxeight.outbox import OutboxCounts, Reply
+from projections.postgres import outbox
 from projections.postgres.projectors import policy_version_conflicts
 from projections.postgres.tables import PROJECTION_TABLES
-from projections.read_model import Decide, Evidence, ReadView, ReviewBacklog
+from projections.read_model import (
+    ConsentDay,
+    Decide,
+    Evidence,
+    FactPage,
+    NumberFact,
+    QuarantineSummary,
+    ReadView,
+    ReviewBacklog,
+)
 from projections.review import ReviewItem
 from projections.timeline import Interval, TimelineFact, intervals_from
 
@@ -95,10 +108,13 @@ _UNKNOWN_RULE = f"SELECT k.*, i.* FROM (SELECT) AS one {_RULE}"  # noqa: S608
 # ``consent_current`` holds the latest facts as known at the consent projection's position: when
 # that is at or before the position asked about, a number's current facts decide it unless one
 # is dated after the valid time asked about; such numbers, and every number otherwise, take the
-# full bitemporal query. Each gate is an InitPlan: a branch not needed is never run. Never a
-# prepared statement: its generic plan, made for a few numbers, is ruinous for thousands (the
-# planning of each call costs about a millisecond). The numbers travel as one comma-separated
-# text (an E.164 number holds no comma): a list of thousands costs far less to send that way.
+# full bitemporal query. Each gate is an InitPlan: a branch not needed is never run. The numbers
+# travel as one comma-separated text (an E.164 number holds no comma): a list of thousands costs
+# far less to send that way. Only a short list runs as a prepared statement (``PREPARED``): a
+# generic plan probes the index number by number, right for a few, while a long list is planned
+# for its length (a hash join), at the cost of planning each call (about a millisecond).
+PREPARED = 100
+"""Bulk decisions for at most this many numbers run as a prepared statement (see above)."""
 _EXACT = (
     "(SELECT coalesce((SELECT position <= %(position)s FROM projection_positions "
     "WHERE name = 'consent'), false))"
@@ -127,6 +143,95 @@ _DECISIONS = (
     f"{_DECIDING}SELECT d.msisdn, f.position, f.event_id, f.type, f.occurred_at, f.keyword, "  # noqa: S608
     "f.state, f.scope FROM deciding d JOIN consent_facts f ON f.position = d.position"
 )
+# -- listings (exports, retention) ---------------------------------------------------------------
+_KNOWN = (
+    "g.tenant = %(tenant)s AND g.position <= %(position)s "
+    "AND (g.retracted_by IS NULL OR g.retracted_by > %(position)s) AND g.occurred_at <= %(at)s"
+)
+# Every suppression listing reads a page of numbers (``numbers``) and answers the deciding fact
+# of each number of it that is an opt-out, then one row more (``k`` 1): the page's last number
+# and its size, so the caller knows where the next page starts.
+_LISTED = (
+    "SELECT 0 AS k, msisdn, scope, position FROM deciding WHERE state = 'opted_out' "
+    "UNION ALL SELECT 1, max(msisdn), NULL, count(*) FROM numbers ORDER BY k, msisdn"
+)
+# For one subaccount, the rule of ``_DECIDING``: as known at the consent projection's position
+# (gated inside the statement, so it holds even while appends go on), a page of the numbers
+# ``consent_current`` has for the subaccount or tenant-wide, each decided by its current facts
+# unless one is dated after the valid time asked about (then, and at an earlier position, by
+# the full bitemporal query).
+_SUPPRESSED = (
+    "WITH numbers AS (("  # noqa: S608
+    " SELECT DISTINCT msisdn FROM consent_current WHERE tenant = %(tenant)s"
+    f" AND msisdn > %(after)s AND scope IN (%(subaccount)s, '') AND {_EXACT}"
+    " ORDER BY msisdn LIMIT %(limit)s"
+    ") UNION ALL ("
+    " SELECT DISTINCT msisdn FROM consent_facts WHERE tenant = %(tenant)s"
+    f" AND msisdn > %(after)s AND NOT {_EXACT} ORDER BY msisdn LIMIT %(limit)s"
+    ")), current AS ("  # the page's rows: one range of the primary key, whatever the plan
+    " SELECT msisdn, scope, occurred_at, position, state FROM consent_current"
+    " WHERE tenant = %(tenant)s AND msisdn > %(after)s"
+    " AND msisdn <= (SELECT max(msisdn) FROM numbers)"
+    f" AND scope IN (%(subaccount)s, '') AND {_EXACT}"
+    "), later AS ("
+    " SELECT msisdn FROM current WHERE occurred_at > %(at)s"
+    "), deciding AS (("
+    " SELECT DISTINCT ON (msisdn) msisdn, scope, position, state FROM current"
+    " WHERE msisdn NOT IN (SELECT msisdn FROM later)"
+    " ORDER BY msisdn, occurred_at DESC, position DESC"
+    ") UNION ALL"
+    " SELECT n.msisdn, f.scope, f.position, f.state FROM numbers n"
+    f" CROSS JOIN LATERAL ({_FACT.format(msisdn='n.msisdn')}) AS f"
+    f" WHERE NOT {_EXACT} OR n.msisdn IN (SELECT msisdn FROM later)"
+    f") {_LISTED}"
+)
+# For every subaccount at once: a tenant-wide opt-out deciding among tenant-wide facts, and no
+# subaccount whose own latest fact is a later opt-in (that subaccount may send to the number).
+_SUPPRESSED_EVERYWHERE = (
+    "WITH numbers AS ("  # noqa: S608
+    " SELECT DISTINCT msisdn FROM consent_facts WHERE tenant = %(tenant)s"
+    " AND msisdn > %(after)s ORDER BY msisdn LIMIT %(limit)s"
+    "), deciding AS ("
+    " SELECT n.msisdn, f.scope, f.position, f.state FROM numbers n CROSS JOIN LATERAL ("
+    "  SELECT g.scope, g.position, g.state, g.occurred_at FROM consent_facts g"
+    f"  WHERE {_KNOWN} AND g.msisdn = n.msisdn AND g.scope = ''"
+    "  ORDER BY g.occurred_at DESC, g.position DESC LIMIT 1) AS f"
+    " WHERE f.state = 'opted_out' AND NOT EXISTS ("
+    f"  SELECT 1 FROM consent_facts g WHERE {_KNOWN} AND g.msisdn = n.msisdn"
+    "  AND g.scope <> '' AND g.state = 'opted_in'"
+    "  AND (g.occurred_at, g.position) > (f.occurred_at, f.position)"
+    "  AND NOT EXISTS (SELECT 1 FROM consent_facts k WHERE k.tenant = g.tenant"
+    "   AND k.msisdn = g.msisdn AND k.scope = g.scope AND k.position <= %(position)s"
+    "   AND (k.retracted_by IS NULL OR k.retracted_by > %(position)s)"
+    "   AND k.occurred_at <= %(at)s"
+    "   AND (k.occurred_at, k.position) > (g.occurred_at, g.position)))"
+    f") {_LISTED}"
+)
+# Per (msisdn, scope) of a page, its latest fact as known and in force (NULL when none is).
+_CONSENT_STATES = (
+    "SELECT p.msisdn, p.scope, f.position FROM ("  # noqa: S608
+    " SELECT DISTINCT msisdn, scope FROM consent_facts WHERE tenant = %(tenant)s"
+    " AND (msisdn, scope) > (%(after_msisdn)s, %(after_scope)s)"
+    " ORDER BY msisdn, scope LIMIT %(limit)s"
+    ") AS p LEFT JOIN LATERAL ("
+    f" SELECT g.position FROM consent_facts g WHERE {_KNOWN} AND g.msisdn = p.msisdn"
+    " AND g.scope = p.scope ORDER BY g.occurred_at DESC, g.position DESC LIMIT 1"
+    ") AS f ON true ORDER BY p.msisdn, p.scope"
+)
+# Consent facts with unerased evidence that a later, unretracted fact of the same number and
+# scope superseded, or a retraction removed, by ``before`` (recorded time).
+_SUPERSEDED = (
+    "SELECT f.position FROM consent_facts f JOIN evidence e ON e.position = f.position "
+    "WHERE f.position > %(after)s AND f.tenant = %(tenant)s AND e.salt IS NOT NULL AND ("
+    " (f.retracted_by IS NOT NULL AND "
+    "  (SELECT r.recorded_at FROM log r WHERE r.position = f.retracted_by) <= %(before)s)"
+    " OR EXISTS (SELECT 1 FROM consent_facts g JOIN log l ON l.position = g.position "
+    "  WHERE g.tenant = f.tenant AND g.msisdn = f.msisdn AND g.scope = f.scope "
+    "  AND g.retracted_by IS NULL AND (g.occurred_at, g.position) > (f.occurred_at, f.position) "
+    "  AND l.recorded_at <= %(before)s)"
+    ") ORDER BY f.position LIMIT %(limit)s"
+)
+_HIGH_VOLUME = ("consent.revoked", "consent.granted", "help.requested", "review.flagged")
 # The last position recorded at or before a time: a binary search over the dense positions
 # (recorded times never decrease with position), one primary-key look-up per step, in one
 # statement.
@@ -152,9 +257,13 @@ class PgView:
     write transaction holds (every query sees that state), or a pooled one per query (the
     ``PgReadModel``)."""
 
-    def __init__(self, borrow: Borrow, head: int | None = None) -> None:
+    def __init__(self, borrow: Borrow, head: int | None = None, *, pipeline: bool = True) -> None:
+        """``pipeline``: two statements may share a round trip; never on the writer connection
+        inside the log lock (a client frozen mid-pipeline keeps its session busy, and so the
+        lock held: ``ledger.postgres.store``)."""
         self._borrow = borrow
         self._head = head
+        self._pipeline = pipeline
 
     @_readable
     def head(self) -> int:
@@ -235,7 +344,9 @@ class PgView:
         """Decisions for many E.164 numbers at once; keyed by msisdn (see the module)."""
         distinct = list(dict.fromkeys(msisdns))
         with self._borrow() as conn:
-            rows, unknown = _bulk(conn, _DECISIONS, tenant, subaccount, distinct, at, known_at)
+            rows, unknown = _bulk(
+                conn, _DECISIONS, tenant, subaccount, distinct, at, known_at, self._pipeline
+            )
         found: dict[str, Fact] = {str(r[0]): cast(Fact, r[1:]) for r in rows}
         return {m: decision(found.get(m), unknown, at, known_at) for m in distinct}
 
@@ -246,7 +357,9 @@ class PgView:
         """The states ``decide_many`` would give (allowed and state, not who decided or why)."""
         distinct = list(dict.fromkeys(msisdns))
         with self._borrow() as conn:
-            rows, unknown = _bulk(conn, _STATES, tenant, subaccount, distinct, at, known_at)
+            rows, unknown = _bulk(
+                conn, _STATES, tenant, subaccount, distinct, at, known_at, self._pipeline
+            )
         states: dict[str, State] = {str(m): state for m, state in rows}
         return BulkStates(states, unknown.allow, unknown.known)
 
@@ -261,6 +374,69 @@ class PgView:
                 (tenant, msisdn, subaccount, known_at, known_at),
             ).fetchall()
         return intervals_from(cast(list[TimelineFact], rows))
+
+    @_readable
+    def suppressed(
+        self,
+        tenant: str,
+        subaccount: str | None,
+        at: str,
+        known_at: int,
+        after: tuple[str, str],
+        limit: int,
+    ) -> FactPage:
+        """See the port: one statement per page (see ``_SUPPRESSED``)."""
+        params = {
+            "tenant": tenant,
+            "subaccount": subaccount,
+            "at": at,
+            "position": known_at,
+            "after": after[0],
+            "limit": limit,
+        }
+        query = _SUPPRESSED if subaccount is not None else _SUPPRESSED_EVERYWHERE
+        with self._borrow() as conn:
+            rows = conn.execute(query, params).fetchall()
+        *found, (_, last, _, examined) = rows
+        facts = [NumberFact(str(m), str(s), int(p)) for _, m, s, p in found]
+        cursor = (str(last), "") if examined == limit else None
+        return FactPage(facts, cursor)
+
+    @_readable
+    def consent_states(
+        self, tenant: str, at: str, known_at: int, after: tuple[str, str], limit: int
+    ) -> FactPage:
+        """See the port: a page of (msisdn, scope) pairs (index order), one look-up each."""
+        params = {
+            "tenant": tenant,
+            "after_msisdn": after[0],
+            "after_scope": after[1],
+            "limit": limit,
+            "at": at,
+            "position": known_at,
+        }
+        with self._borrow() as conn:
+            rows = conn.execute(_CONSENT_STATES, params).fetchall()
+        facts = [NumberFact(str(m), str(s), int(p)) for m, s, p in rows if p is not None]
+        cursor = (str(rows[-1][0]), str(rows[-1][1])) if len(rows) == limit else None
+        return FactPage(facts, cursor)
+
+    @_readable
+    def superseded(self, tenant: str, before: str, after: int, limit: int) -> list[int]:
+        """See the port: one pass over the facts in position order, a page at a time."""
+        params = {"tenant": tenant, "before": before, "after": after, "limit": limit}
+        with self._borrow() as conn:
+            rows = conn.execute(_SUPERSEDED, params).fetchall()
+        return [int(r[0]) for r in rows]
+
+    @_readable
+    def configured_tenants(self) -> list[str]:
+        """Every tenant with a ``tenant.configured`` entry."""
+        with self._borrow() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT tenant FROM tenant_versions ORDER BY tenant"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
     @_readable
     def position_known_at(self, recorded_at: str) -> int:
@@ -332,6 +508,52 @@ class PgView:
             )
 
     @_readable
+    def entries_of_types(
+        self, tenant: str, types: Sequence[str], *, subaccount: str | None = None
+    ) -> list[StoredEntry]:
+        """Every entry of ``tenant`` of one of ``types`` (rare types: their partial index), in
+        position order."""
+        common = set(types) & set(_HIGH_VOLUME)
+        if common:
+            raise ValueError(f"not a rare entry type: {sorted(common)}")
+        where = "" if subaccount is None else " AND subaccount = %s"
+        params = [list(types), tenant] + ([] if subaccount is None else [subaccount])
+        with self._borrow() as conn:
+            return stored(
+                conn.execute(
+                    "SELECT position, entry, leaf_hash FROM log "  # noqa: S608
+                    f"WHERE type = ANY(%s::text[]) AND {RARE_TYPES} AND tenant = %s{where} "
+                    "ORDER BY position",
+                    params,
+                ).fetchall()
+            )
+
+    # -- the outbox --------------------------------------------------------------------------
+    @_readable
+    def open_replies(self, *, after: int = 0, limit: int = 100) -> list[Reply]:
+        """Open outbox rows after ``after``, oldest first."""
+        with self._borrow() as conn:
+            return outbox.open_replies(conn, after=after, limit=limit)
+
+    @_readable
+    def replies_at(self, position: int) -> list[Reply]:
+        """The outbox rows of the entry at ``position``."""
+        with self._borrow() as conn:
+            return outbox.replies_at(conn, position)
+
+    @_readable
+    def reply_for_message(self, tenant: str, event_id: str) -> Reply | None:
+        """The reply row whose ``clientMessageId`` is ``event_id``."""
+        with self._borrow() as conn:
+            return outbox.reply_for_message(conn, tenant, event_id)
+
+    @_readable
+    def outbox_counts(self) -> OutboxCounts:
+        """Outbox rows per action and state, and the oldest open one's recorded time."""
+        with self._borrow() as conn:
+            return outbox.outbox_counts(conn)
+
+    @_readable
     def evidence(self, positions: Sequence[int]) -> Evidence:
         """The evidence rows of ``positions`` (see ``Evidence``)."""
         if not positions:
@@ -353,24 +575,39 @@ class PgView:
 
     @_readable
     def open_review_items(
-        self, tenant: str, *, after: int = 0, limit: int = 1000
+        self,
+        tenant: str,
+        *,
+        after: int = 0,
+        limit: int = 1000,
+        kind: str | None = None,
+        subaccount: str | None = None,
+        recorded_before: str | None = None,
     ) -> list[ReviewItem]:
-        """Up to ``limit`` open items of ``tenant`` with position > ``after``, oldest first."""
+        """Up to ``limit`` open items of ``tenant`` with position > ``after``, oldest first
+        (filtered as the port says)."""
         with self._borrow() as conn:
             rows = conn.execute(
-                f"SELECT {_REVIEW_COLUMNS} FROM review_items WHERE tenant = %s "  # noqa: S608
-                "AND closed_by IS NULL AND position > %s ORDER BY position LIMIT %s",
-                (tenant, after, limit),
-            ).fetchall()
+                f"SELECT {_REVIEW_COLUMNS} FROM review_items WHERE tenant = %(tenant)s "  # noqa: S608
+                "AND closed_by IS NULL AND position > %(after)s "
+                "AND (%(kind)s::text IS NULL OR kind = %(kind)s) "
+                "AND (%(subaccount)s::text IS NULL OR subaccount = %(subaccount)s) "
+                "AND (%(before)s::text IS NULL OR recorded_at < %(before)s) "
+                "ORDER BY position LIMIT %(limit)s",
+                {"tenant": tenant, "after": after, "kind": kind, "subaccount": subaccount,
+                 "before": recorded_before, "limit": limit},
+            ).fetchall()  # fmt: skip
         return [_review_item(r) for r in rows]
 
     @_readable
-    def review_backlog(self) -> list[ReviewBacklog]:
-        """Open review items per kind across all tenants (kinds with none left out)."""
+    def review_backlog(self, tenant: str | None = None) -> list[ReviewBacklog]:
+        """Open review items per kind, across all tenants or of ``tenant`` alone."""
         with self._borrow() as conn:
             rows = conn.execute(
                 "SELECT kind, count(*), min(recorded_at) FROM review_items "
-                "WHERE closed_by IS NULL GROUP BY kind ORDER BY kind"
+                "WHERE closed_by IS NULL AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s) "
+                "GROUP BY kind ORDER BY kind",
+                {"tenant": tenant},
             ).fetchall()
         return [ReviewBacklog(str(kind), int(n), str(oldest)) for kind, n, oldest in rows]
 
@@ -391,6 +628,34 @@ class PgView:
             row = conn.execute("SELECT count(*) FROM quarantine").fetchone()
         assert row is not None
         return int(row[0])
+
+    @_readable
+    def quarantine_summary(self, tenant: str) -> QuarantineSummary:
+        """How many bodies of ``tenant`` are in quarantine, and the oldest one's receive time."""
+        with self._borrow() as conn:
+            row = conn.execute(
+                "SELECT count(*), min(received_at) FROM quarantine WHERE tenant = %s", (tenant,)
+            ).fetchone()
+        assert row is not None
+        return QuarantineSummary(int(row[0]), None if row[1] is None else str(row[1]))
+
+    @_readable
+    def consent_per_day(self, tenant: str, since: str) -> list[ConsentDay]:
+        """Opt-outs and opt-ins of ``tenant`` per UTC day recorded at or after ``since``: the
+        first position recorded since then found by binary search (``position_known_at``), the
+        consent facts from there read by position."""
+        earlier = format_time(parse_time(since) - timedelta(milliseconds=1))
+        first = self.position_known_at(earlier) + 1
+        with self._borrow() as conn:
+            rows = conn.execute(
+                "SELECT left(l.recorded_at, 10) AS day, "
+                "count(*) FILTER (WHERE f.state = 'opted_out'), "
+                "count(*) FILTER (WHERE f.state = 'opted_in') "
+                "FROM consent_facts f JOIN log l ON l.position = f.position "
+                "WHERE f.position >= %s AND f.tenant = %s GROUP BY day ORDER BY day",
+                (first, tenant),
+            ).fetchall()
+        return [ConsentDay(str(day), int(out), int(in_)) for day, out, in_ in rows]
 
     @_readable
     def policy_version_conflicts(self) -> list[PolicyConflict]:
@@ -465,7 +730,9 @@ class PgUnitOfWork:
 
     def decide_and_append(self, decide: Decide) -> list[Appended]:
         """Append what ``decide`` returns, given a view on the append's write transaction."""
-        return self._store.append_built(lambda conn: decide(PgView(lambda: nullcontext(conn))))
+        return self._store.append_built(
+            lambda conn: decide(PgView(lambda: nullcontext(conn), pipeline=False))
+        )
 
 
 # -- queries on one connection -----------------------------------------------------------------
@@ -497,8 +764,10 @@ def _bulk(
     msisdns: list[str],
     at: str,
     known_at: int,
+    pipeline: bool,
 ) -> tuple[list[tuple[Any, ...]], UnknownRule]:
-    """The rows of a bulk ``query`` and the ``unknown`` rule, in one round trip (pipelined).
+    """The rows of a bulk ``query`` and the ``unknown`` rule, in one round trip (pipelined
+    when ``pipeline``, else two).
 
     The two statements need no common snapshot: as known at a position up to the head, the
     facts and the settings never change (the gate on ``consent_current`` is inside the bulk
@@ -510,8 +779,8 @@ def _bulk(
         "at": at,
         "position": known_at,
     }
-    with conn.pipeline():
-        found = conn.execute(query, params, prepare=False)  # see the note on ``_DECIDING``
+    with conn.pipeline() if pipeline else nullcontext():
+        found = conn.execute(query, params, prepare=None if len(msisdns) <= PREPARED else False)
         rule = conn.execute(_UNKNOWN_RULE, params)
     row = rule.fetchone()
     assert row is not None

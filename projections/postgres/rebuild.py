@@ -2,8 +2,9 @@
 ``projections.read_model.Maintenance``).
 
 How: the log is replayed into new, empty copies of the projection tables, made in a side schema
-(``<schema>_rebuild``) under the same table and index names, outside the log lock and in
-batches, while the live tables go on answering and appends go on. When the copies are nearly
+(``<schema>_rebuild``, made by the rebuild unless it exists) under the same table and index
+names, outside the log lock and in batches, while the live tables go on answering and appends go
+on. When the copies are nearly
 level with the log, the log lock is taken (``PgLogStore.write_transaction``: no append of any
 node comes in between), the last entries are applied to the copies, and in that same
 transaction each live table is dropped and its copy moved into the ledger's schema. Readers keep
@@ -17,8 +18,9 @@ Guarantees: after ``rebuild`` each projection equals what live appends produced 
 tests check it); a failed rebuild leaves the live tables as they were; two rebuilds of one
 database never run at once (the second is refused with ``Conflict``); ``matches_rebuild``
 compares the live tables with a replay into TEMP shadows in one read-only snapshot and changes
-nothing. The role running a rebuild needs ``CREATE`` on the database (the side schema) and must
-own the projection tables; grants on them are carried over to the new tables.
+nothing. The role running a rebuild must own the projection tables, and either may create the
+side schema (``CREATE`` on the database) or own one made for it; grants on the projection tables
+are carried over to the new tables.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from contextlib import suppress
 import psycopg
 from psycopg import sql
 
-from ledger.errors import Conflict, StoreUnavailable
+from ledger.errors import Conflict, InvalidInput, StoreUnavailable
 from ledger.postgres.connection import (
     Connection,
     connect,
@@ -86,8 +88,9 @@ def _rebuild(store: PgLogStore, conn: Connection, progress: Callable[[int], None
     row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
     if row is None or not row[0]:
         raise Conflict("a rebuild of these projections is already running; let it finish")
+    made = False
     try:
-        _prepare(conn, schema, side)
+        made = _prepare(conn, schema, side)
         conn.execute(
             sql.SQL("SET search_path = {}, {}").format(*map(sql.Identifier, (side, schema)))
         )
@@ -105,16 +108,12 @@ def _rebuild(store: PgLogStore, conn: Connection, progress: Callable[[int], None
         while (head := head_of(conn)) - done > CATCH_UP_UNLOCKED:
             with conn.transaction():
                 done += _apply_log(conn, replaying, done, head, progress)
-        total = _swap(store, schema, side, replaying, done, progress)
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(side)))
-        return total
+        return _swap(store, schema, side, replaying, done, progress)
     finally:
         with suppress(psycopg.Error):
             if not conn.closed and not conn.broken:
                 conn.execute("RESET search_path")
-                conn.execute(
-                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(side))
-                )
+                _clear(conn, side, made)
                 conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
@@ -126,12 +125,35 @@ def side_schema(schema: str) -> str:
     return "rebuild_" + hashlib.sha256(schema.encode()).hexdigest()[:40]
 
 
-def _prepare(conn: Connection, schema: str, side: str) -> None:
-    """An empty side schema holding an empty copy of every projection table."""
-    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(side)))
-    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(side)))
+def _prepare(conn: Connection, schema: str, side: str) -> bool:
+    """An empty copy of every projection table in the side schema, made now unless it exists
+    (a role without ``CREATE`` on the database needs it made for it); whether it was made."""
+    found = conn.execute("SELECT to_regnamespace(%s)", (sql.Identifier(side).as_string(),))
+    row = found.fetchone()
+    made = row is None or row[0] is None
+    if made:
+        try:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(side)))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise InvalidInput(
+                f"rebuild builds the new projection tables in schema {side}, and this role may "
+                f"not create it: have it made once (CREATE SCHEMA {side} AUTHORIZATION "
+                "<this role>), then rebuild again"
+            ) from exc
+    else:
+        _clear(conn, side, made=False)
     for table in PROJECTION_TABLES:
         tables.create_like(conn, schema, table, side)
+    return made
+
+
+def _clear(conn: Connection, side: str, made: bool) -> None:
+    """Drop what a rebuild left in the side schema (the schema too, if the rebuild made it)."""
+    if made:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(side)))
+        return
+    for table in PROJECTION_TABLES:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(side, table)))
 
 
 def _apply_log(

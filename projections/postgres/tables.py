@@ -21,6 +21,7 @@ PROJECTION_TABLES = (
     "subaccount_versions",
     "tenant_versions",
     "review_items",
+    "replies",
     "projection_positions",
 )
 """Every projection table (a rebuild replaces them all; a snapshot locks them all)."""

@@ -21,6 +21,8 @@ from ledger.events import (
     ConsentGranted,
     ConsentRevoked,
     EntryRetracted,
+    ReplyFailed,
+    ReplySent,
     ReviewResolved,
     SubaccountConfigured,
     TenantConfigured,
@@ -29,17 +31,23 @@ from ledger.store import Committed, Projector
 from projections.config import PolicyConflict, PolicyVersionClash
 from projections.consent import TENANT_SCOPE
 from projections.review import opens
+from projections.sqlite.outbox import OutboxProjector
 
 SqliteProjector = Projector[sqlite3.Connection]
 
 
 def projectors(
     *, strict: bool = True
-) -> list[ConsentProjector | ConfigProjector | ReviewProjector]:
+) -> list[ConsentProjector | ConfigProjector | ReviewProjector | OutboxProjector]:
     """Every projection kept in step with the log, in the order they apply. ``strict``: refuse
     a new entry that breaks an invariant (live appends); a replay of what is stored reports
     instead (rebuild, verify)."""
-    return [ConsentProjector(), ConfigProjector(strict=strict), ReviewProjector()]
+    return [
+        ConsentProjector(),
+        ConfigProjector(strict=strict),
+        ReviewProjector(),
+        OutboxProjector(),
+    ]
 
 
 def set_position(conn: sqlite3.Connection, name: str, position: int) -> None:
@@ -272,6 +280,12 @@ class ReviewProjector:
                 )
             elif isinstance(event, ReviewResolved):
                 _close(conn, entry.tenant, event.position, entry.position, event.action)
+            elif isinstance(event, ReplySent | ReplyFailed) and event.settles is not None:
+                conn.execute(
+                    "UPDATE review_items SET closed_by = ?, closed_how = 'settled' "
+                    "WHERE position = ? AND closed_by IS NULL",
+                    (entry.position, event.settles),
+                )
             elif isinstance(event, EntryRetracted):
                 conn.execute(
                     "UPDATE review_items SET closed_by = ?, closed_how = 'retracted' "

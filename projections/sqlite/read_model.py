@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import lru_cache, wraps
 from typing import Any, TypeVar, cast
 
@@ -27,11 +28,23 @@ from ledger.sqlite import tree
 from ledger.sqlite.migrate import pending
 from ledger.sqlite.store import RARE_TYPES, SqliteLogStore, head_of
 from ledger.store import Appended, StoredEntry
+from ledger.timefmt import format_time, parse_time
 from projections.config import PolicyConflict, SubaccountSettings
 from projections.decisions import BulkStates, Decision, Fact, State, UnknownRule, decision
 from projections.decisions import unknown_rule as rule_of
-from projections.read_model import Decide, Evidence, ReadView, ReviewBacklog
+from projections.eightxeight.outbox import OutboxCounts, Reply
+from projections.read_model import (
+    ConsentDay,
+    Decide,
+    Evidence,
+    FactPage,
+    NumberFact,
+    QuarantineSummary,
+    ReadView,
+    ReviewBacklog,
+)
 from projections.review import ReviewItem
+from projections.sqlite import outbox
 from projections.sqlite.projectors import policy_version_conflicts
 from projections.timeline import Interval, TimelineFact, intervals_from
 
@@ -42,6 +55,54 @@ _FACT = (
     "ORDER BY g.occurred_at DESC, g.position DESC LIMIT 1"
 )
 _ROW = "f.position, f.event_id, f.type, f.occurred_at, f.keyword, f.state, f.scope"
+_KNOWN = (
+    "g.tenant = :tenant AND g.position <= :position "
+    "AND (g.retracted_by IS NULL OR g.retracted_by > :position) AND g.occurred_at <= :at"
+)
+# The deciding fact of each number of a page, kept when it is an opt-out (``_FACT``'s rule).
+_SUPPRESSED = (
+    "SELECT j.value, f.scope, f.position FROM json_each(:numbers) j "  # noqa: S608
+    f"JOIN consent_facts f ON f.position = ({_FACT.format(msisdn='j.value')}) "
+    "WHERE f.state = 'opted_out' ORDER BY j.value"
+)
+# A tenant-wide opt-out deciding among tenant-wide facts, and no subaccount whose own latest
+# fact is a later opt-in (that subaccount may send: the number is not suppressed everywhere).
+_SUPPRESSED_EVERYWHERE = (
+    "SELECT j.value, f.scope, f.position FROM json_each(:numbers) j "  # noqa: S608
+    "JOIN consent_facts f ON f.position = ("
+    f" SELECT g.position FROM consent_facts g WHERE {_KNOWN} AND g.msisdn = j.value "
+    " AND g.scope = '' ORDER BY g.occurred_at DESC, g.position DESC LIMIT 1) "
+    "WHERE f.state = 'opted_out' AND NOT EXISTS ("
+    f" SELECT 1 FROM consent_facts g WHERE {_KNOWN} AND g.msisdn = j.value AND g.scope != '' "
+    " AND g.state = 'opted_in' AND (g.occurred_at, g.position) > (f.occurred_at, f.position) "
+    " AND NOT EXISTS (SELECT 1 FROM consent_facts k WHERE k.tenant = g.tenant "
+    "  AND k.msisdn = g.msisdn AND k.scope = g.scope AND k.position <= :position "
+    "  AND (k.retracted_by IS NULL OR k.retracted_by > :position) AND k.occurred_at <= :at "
+    "  AND (k.occurred_at, k.position) > (g.occurred_at, g.position))"
+    ") ORDER BY j.value"
+)
+# Per (msisdn, scope) of a page, its latest fact as known and in force.
+_STATES = (
+    "SELECT p.msisdn, p.scope, ("  # noqa: S608
+    f" SELECT g.position FROM consent_facts g WHERE {_KNOWN} AND g.msisdn = p.msisdn "
+    " AND g.scope = p.scope ORDER BY g.occurred_at DESC, g.position DESC LIMIT 1) AS decided "
+    "FROM (SELECT msisdn, scope FROM consent_facts WHERE tenant = :tenant "
+    " AND (msisdn, scope) > (:after_msisdn, :after_scope) GROUP BY msisdn, scope "
+    " ORDER BY msisdn, scope LIMIT :limit) p ORDER BY p.msisdn, p.scope"
+)
+# Consent facts with unerased evidence that a later, unretracted fact of the same number and
+# scope superseded, or a retraction removed, by ``before`` (recorded time).
+_SUPERSEDED = (
+    "SELECT f.position FROM consent_facts f JOIN evidence e ON e.position = f.position "
+    "WHERE f.position > :after AND f.tenant = :tenant AND e.salt IS NOT NULL AND ("
+    " (f.retracted_by IS NOT NULL AND "
+    "  (SELECT r.recorded_at FROM log r WHERE r.position = f.retracted_by) <= :before)"
+    " OR EXISTS (SELECT 1 FROM consent_facts g JOIN log l ON l.position = g.position "
+    "  WHERE g.tenant = f.tenant AND g.msisdn = f.msisdn AND g.scope = f.scope "
+    "  AND g.retracted_by IS NULL AND (g.occurred_at, g.position) > (f.occurred_at, f.position) "
+    "  AND l.recorded_at <= :before)"
+    ") ORDER BY f.position LIMIT :limit"
+)
 _CURRENT = (
     "SELECT msisdn, occurred_at, position, state FROM consent_current WHERE tenant = ? "
     "AND msisdn IN (SELECT value FROM json_each(?)) AND +scope IN (?, '')"
@@ -56,6 +117,7 @@ _REVIEW_COLUMNS = (
 )
 _REVIEW_NAMES = [c.strip() for c in _REVIEW_COLUMNS.split(",")]
 _TARGETING = ("entry.retracted", "review.resolved")
+_HIGH_VOLUME = ("consent.revoked", "consent.granted", "help.requested", "review.flagged")
 _ENCODE = msgspec.json.Encoder().encode
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -198,6 +260,126 @@ class SqliteView:
         return intervals_from(rows)
 
     @_readable
+    def suppressed(
+        self,
+        tenant: str,
+        subaccount: str | None,
+        at: str,
+        known_at: int,
+        after: tuple[str, str],
+        limit: int,
+    ) -> FactPage:
+        """See the port: as known at the head, one ordered pass over ``consent_current``
+        (the full bitemporal look-up only for numbers whose current fact is dated after
+        ``at``); otherwise a page of numbers (index order), then one look-up each."""
+        if subaccount is not None and self._current_is_exact(known_at):
+            return self._suppressed_now(tenant, subaccount, at, known_at, after[0], limit)
+        numbers = [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT DISTINCT msisdn FROM consent_facts WHERE tenant = ? AND msisdn > ? "
+                "ORDER BY msisdn LIMIT ?",
+                (tenant, after[0], limit),
+            )
+        ]
+        if not numbers:
+            return FactPage([], None)
+        query = _SUPPRESSED if subaccount is not None else _SUPPRESSED_EVERYWHERE
+        facts = self._suppressed_among(query, tenant, subaccount, numbers, at, known_at)
+        cursor = (numbers[-1], "") if len(numbers) == limit else None
+        return FactPage(facts, cursor)
+
+    def _suppressed_among(
+        self,
+        query: str,
+        tenant: str,
+        subaccount: str | None,
+        numbers: Sequence[str],
+        at: str,
+        known_at: int,
+    ) -> list[NumberFact]:
+        rows = self._conn.execute(
+            query,
+            {
+                "tenant": tenant,
+                "subaccount": subaccount,
+                "numbers": _json(numbers),
+                "at": at,
+                "position": known_at,
+            },
+        )
+        return [NumberFact(m, scope, position) for m, scope, position in rows]
+
+    def _suppressed_now(
+        self, tenant: str, subaccount: str, at: str, known_at: int, after: str, limit: int
+    ) -> FactPage:
+        """``suppressed`` from ``consent_current`` (exact as known at the head)."""
+        limit = max(limit, 3)  # a number has at most two rows here (its scope and tenant-wide)
+        rows = self._conn.execute(
+            "SELECT msisdn, scope, position, occurred_at, state FROM consent_current "
+            "WHERE tenant = ? AND msisdn > ? AND scope IN (?, '') ORDER BY msisdn LIMIT ?",
+            (tenant, after, subaccount, limit),
+        ).fetchall()
+        cursor = None
+        if len(rows) == limit:  # the last number's rows may go on in the next page
+            last = rows[-1][0]
+            rows = [r for r in rows if r[0] != last]
+            cursor = (rows[-1][0], "")
+        best: dict[str, tuple[str, int, str, str]] = {}
+        later: set[str] = set()
+        for msisdn, scope, position, occurred_at, state in rows:
+            if occurred_at > at:
+                later.add(msisdn)
+            seen = best.get(msisdn)
+            if seen is None or (occurred_at, position) > seen[:2]:
+                best[msisdn] = (occurred_at, position, state, scope)
+        facts = [
+            NumberFact(m, scope, position)
+            for m, (_, position, state, scope) in best.items()
+            if m not in later and state == "opted_out"
+        ]
+        if later:
+            facts += self._suppressed_among(
+                _SUPPRESSED, tenant, subaccount, sorted(later), at, known_at
+            )
+            facts.sort(key=lambda f: f.msisdn)
+        return FactPage(facts, cursor)
+
+    @_readable
+    def consent_states(
+        self, tenant: str, at: str, known_at: int, after: tuple[str, str], limit: int
+    ) -> FactPage:
+        """See the port: a page of (msisdn, scope) pairs (index order), one look-up each."""
+        rows = self._conn.execute(
+            _STATES,
+            {
+                "tenant": tenant,
+                "after_msisdn": after[0],
+                "after_scope": after[1],
+                "limit": limit,
+                "at": at,
+                "position": known_at,
+            },
+        ).fetchall()
+        facts = [NumberFact(m, scope, position) for m, scope, position in rows if position]
+        cursor = (rows[-1][0], rows[-1][1]) if len(rows) == limit else None
+        return FactPage(facts, cursor)
+
+    @_readable
+    def superseded(self, tenant: str, before: str, after: int, limit: int) -> list[int]:
+        """See the port: one pass over the facts in position order, a page at a time."""
+        rows = self._conn.execute(
+            _SUPERSEDED, {"tenant": tenant, "before": before, "after": after, "limit": limit}
+        )
+        return [int(r[0]) for r in rows]
+
+    @_readable
+    def configured_tenants(self) -> list[str]:
+        """Every tenant with a ``tenant.configured`` entry."""
+        rows = self._conn.execute("SELECT DISTINCT tenant FROM tenant_versions ORDER BY tenant")
+        return [str(r[0]) for r in rows]
+
+    @_readable
     def position_known_at(self, recorded_at: str) -> int:
         """The last log position recorded at or before ``recorded_at`` (0 if none).
 
@@ -323,6 +505,45 @@ class SqliteView:
         )
 
     @_readable
+    def entries_of_types(
+        self, tenant: str, types: Sequence[str], *, subaccount: str | None = None
+    ) -> list[StoredEntry]:
+        """Every entry of ``tenant`` of one of ``types`` (rare types), in position order."""
+        common = set(types) & set(_HIGH_VOLUME)
+        if common:
+            raise ValueError(f"not a rare entry type: {sorted(common)}")
+        where = "" if subaccount is None else " AND subaccount = ?"
+        params = [_json(list(types)), tenant] + ([] if subaccount is None else [subaccount])
+        return _stored(
+            self._conn.execute(
+                "SELECT position, entry, leaf_hash FROM log WHERE type IN "  # noqa: S608
+                f"(SELECT value FROM json_each(?)) AND {RARE_TYPES} AND +tenant = ?{where} "
+                "ORDER BY position",
+                params,
+            ).fetchall()
+        )
+
+    @_readable
+    def open_replies(self, *, after: int = 0, limit: int = 100) -> list[Reply]:
+        """Open outbox rows after ``after``, oldest first."""
+        return outbox.open_replies(self._conn, after=after, limit=limit)
+
+    @_readable
+    def replies_at(self, position: int) -> list[Reply]:
+        """The outbox rows of the entry at ``position``."""
+        return outbox.replies_at(self._conn, position)
+
+    @_readable
+    def reply_for_message(self, tenant: str, event_id: str) -> Reply | None:
+        """The reply row whose ``clientMessageId`` is ``event_id``."""
+        return outbox.reply_for_message(self._conn, tenant, event_id)
+
+    @_readable
+    def outbox_counts(self) -> OutboxCounts:
+        """Outbox rows per action and state, and the oldest open one's recorded time."""
+        return outbox.outbox_counts(self._conn)
+
+    @_readable
     def evidence(self, positions: Sequence[int]) -> Evidence:
         """The evidence rows of ``positions`` (see ``Evidence``)."""
         if not positions:
@@ -346,22 +567,34 @@ class SqliteView:
 
     @_readable
     def open_review_items(
-        self, tenant: str, *, after: int = 0, limit: int = 1000
+        self,
+        tenant: str,
+        *,
+        after: int = 0,
+        limit: int = 1000,
+        kind: str | None = None,
+        subaccount: str | None = None,
+        recorded_before: str | None = None,
     ) -> list[ReviewItem]:
-        """Up to ``limit`` open items of ``tenant`` with position > ``after``, oldest first."""
+        """Up to ``limit`` open items of ``tenant`` with position > ``after``, oldest first
+        (filtered as the port says)."""
         rows = self._conn.execute(
             f"SELECT {_REVIEW_COLUMNS} FROM review_items WHERE tenant = ? "  # noqa: S608
-            "AND closed_by IS NULL AND position > ? ORDER BY position LIMIT ?",
-            (tenant, after, limit),
-        ).fetchall()
+            "AND closed_by IS NULL AND position > ? AND (? IS NULL OR kind = ?) "
+            "AND (? IS NULL OR subaccount = ?) AND (? IS NULL OR recorded_at < ?) "
+            "ORDER BY position LIMIT ?",
+            (tenant, after, kind, kind, subaccount, subaccount, recorded_before,
+             recorded_before, limit),
+        ).fetchall()  # fmt: skip
         return [_review_item(r) for r in rows]
 
     @_readable
-    def review_backlog(self) -> list[ReviewBacklog]:
-        """Open review items per kind across all tenants (kinds with none left out)."""
+    def review_backlog(self, tenant: str | None = None) -> list[ReviewBacklog]:
+        """Open review items per kind, across all tenants or of ``tenant`` alone."""
         rows = self._conn.execute(
             "SELECT kind, count(*), min(recorded_at) FROM review_items "
-            "WHERE closed_by IS NULL GROUP BY kind ORDER BY kind"
+            "WHERE closed_by IS NULL AND (? IS NULL OR tenant = ?) GROUP BY kind ORDER BY kind",
+            (tenant, tenant),
         ).fetchall()
         return [ReviewBacklog(str(kind), int(n), str(oldest)) for kind, n, oldest in rows]
 
@@ -376,6 +609,30 @@ class SqliteView:
     def quarantine_size(self) -> int:
         """Webhook bodies in quarantine, across all tenants."""
         return int(self._conn.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+
+    @_readable
+    def quarantine_summary(self, tenant: str) -> QuarantineSummary:
+        """How many bodies of ``tenant`` are in quarantine, and the oldest one's receive time."""
+        count, oldest = self._conn.execute(
+            "SELECT count(*), min(received_at) FROM quarantine WHERE tenant = ?", (tenant,)
+        ).fetchone()
+        return QuarantineSummary(int(count), None if oldest is None else str(oldest))
+
+    @_readable
+    def consent_per_day(self, tenant: str, since: str) -> list[ConsentDay]:
+        """Opt-outs and opt-ins of ``tenant`` per UTC day recorded at or after ``since``: the
+        positions recorded since then found by binary search (``position_known_at``), their
+        consent facts read by position."""
+        earlier = format_time(parse_time(since) - timedelta(milliseconds=1))
+        first = self.position_known_at(earlier) + 1
+        rows = self._conn.execute(
+            "SELECT substr(l.recorded_at, 1, 10) AS day, "
+            "sum(f.state = 'opted_out'), sum(f.state = 'opted_in') "
+            "FROM consent_facts f JOIN log l ON l.position = f.position "
+            "WHERE f.position >= ? AND f.tenant = ? GROUP BY day ORDER BY day",
+            (first, tenant),
+        ).fetchall()
+        return [ConsentDay(str(day), int(out), int(in_)) for day, out, in_ in rows]
 
     @_readable
     def policy_version_conflicts(self) -> list[PolicyConflict]:

@@ -24,6 +24,7 @@ PROJECTION_TABLES = (
     "subaccount_versions",
     "tenant_versions",
     "review_items",
+    "replies",
     "projection_positions",
 )
 BATCH = 20_000

@@ -5,12 +5,14 @@ database with its password masked."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from psycopg import sql
 
 from ledger.checkpoint import Signer
 from ledger.errors import Conflict, InvalidInput, MigrationError
@@ -19,6 +21,8 @@ from projections import engine as engines
 from projections.intake import IntakeRequest, record
 from projections.ledger import ConsentLedger, open_ledger
 from projections.postgres import rebuild as pg_rebuild
+
+from ..pg_util import drop_schema
 
 TENANT = "acme"
 
@@ -174,3 +178,36 @@ def test_signing_does_not_wait_for_the_log_lock(ledger: ConsentLedger) -> None:
         thread.join(10)
         assert done, "signing waited for the log lock"
     assert ledger.latest_checkpoint() is not None
+
+
+def test_a_role_that_may_not_create_schemas_rebuilds_in_one_made_for_it(pg_url: str) -> None:
+    role = f"ledger_owner_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        schema = admin.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        admin.execute(
+            sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(*map(sql.Identifier, (schema, role)))
+        )
+    parts = urlsplit(pg_url)
+    as_owner = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.split('@', 1)[1]}"))
+    try:
+        ledger = open_ledger(as_owner)
+        try:
+            say(ledger, "STOP", "+6581960001")
+            with pytest.raises(InvalidInput, match="CREATE SCHEMA"):
+                ledger.maintenance.rebuild()
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                admin.execute(
+                    sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                        sql.Identifier(f"{schema}_rebuild"), sql.Identifier(role)
+                    )
+                )
+            assert ledger.maintenance.rebuild() == ledger.head()
+            assert ledger.maintenance.matches_rebuild()
+            assert not ledger.decide(TENANT, "S_A", "+6581960001").allowed
+        finally:
+            ledger.close()
+    finally:
+        drop_schema(schema)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
