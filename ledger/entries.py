@@ -25,11 +25,12 @@ SALT_BYTES = 16
 _encoder = msgspec.json.Encoder(order="deterministic")
 
 
-class Entry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class Entry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """One log entry as stored (docs/evidence.md §1); ``type`` copies the event's tag for
-    indexing."""
+    indexing. Every field is always encoded but ``occurred_at_requested``, which appears only
+    when set (so entries without it keep their exact bytes)."""
 
-    v: int = ENTRY_VERSION
+    v: int
     position: int
     event_id: str
     key: str
@@ -41,6 +42,10 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     recorded_at: str
     event: Event
     evidence_digest: str | None
+    occurred_at_requested: str | None = None
+    """The occurred time the request named when it lay after ``recorded_at``: ``occurred_at``
+    is then clamped to ``recorded_at`` (a fact is never dated after the ledger knew it, so an
+    opt-out is in force from the moment it is recorded; docs/consent-rules.md)."""
 
 
 _entry_decoder = msgspec.json.Decoder(Entry)

@@ -25,7 +25,6 @@ Guarantees beyond the port (``ledger.store``):
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import datetime
@@ -33,16 +32,9 @@ from datetime import datetime
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from ledger.entries import (
-    Entry,
-    encode_entry,
-    encode_evidence,
-    evidence_digest,
-    leaf_hash,
-    new_salt,
-)
+from ledger.drafting import next_entry
 from ledger.errors import LedgerError, NotFound, Stale, StoreUnavailable
-from ledger.events import EntryRetracted, event_type
+from ledger.events import EntryRetracted
 from ledger.group_commit import NOTHING_WRITTEN, GroupCommit, WriteCursor
 from ledger.location import mask_url
 from ledger.postgres import records, tree
@@ -547,32 +539,10 @@ class _Writer:
     def _entry(
         self, draft: Draft, cursor: WriteCursor
     ) -> tuple[Committed, bytes | None, bytes | None]:
-        """``draft`` as the next entry (the cursor advanced past it), with its evidence's salt
-        and content (``None`` without evidence); nothing is written."""
-        if cursor.now is None:
-            cursor.now = max(self.now(), cursor.last_recorded)
-        recorded = cursor.now
-        position = cursor.head + 1
-        salt = content = digest = None
-        if draft.evidence is not None:
-            salt, content = new_salt(), encode_evidence(draft.evidence)
-            digest = evidence_digest(salt, content)
-        entry = Entry(
-            position=position,
-            event_id=str(uuid.uuid4()),
-            key=draft.key,
-            tenant=draft.tenant,
-            subaccount=draft.subaccount,
-            msisdn=draft.msisdn,
-            type=event_type(draft.event),
-            occurred_at=draft.occurred_at or recorded,
-            recorded_at=recorded,
-            event=draft.event,
-            evidence_digest=digest,
-        )
-        data = encode_entry(entry)
-        cursor.head, cursor.last_recorded = position, recorded
-        return Committed(StoredEntry(position, data, leaf_hash(data)), entry), salt, content
+        """``draft`` as the next entry (``ledger.drafting``; the cursor advanced past it), with
+        its evidence's salt and content; nothing is written."""
+        made = next_entry(draft, cursor, self.now)
+        return made.committed, made.salt, made.content
 
     def _insert(self, draft: Draft, cursor: WriteCursor) -> Committed | None:
         """Insert ``draft`` as the next entry, with its evidence, in one statement; ``None``

@@ -23,22 +23,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 
-from ledger.entries import (
-    Entry,
-    encode_entry,
-    encode_evidence,
-    evidence_digest,
-    leaf_hash,
-    new_salt,
-)
+from ledger.drafting import next_entry
 from ledger.errors import LedgerError, NotFound, Stale, StoreUnavailable
-from ledger.events import EntryRetracted, event_type
+from ledger.events import EntryRetracted
 from ledger.files import PRIVATE_FILE_MODE
 from ledger.group_commit import NOTHING_WRITTEN, GroupCommit, WriteCursor
 from ledger.retraction import check_retraction
@@ -466,31 +458,13 @@ class _Writer:
             projector.apply(self.conn, items)
 
     def _insert(self, draft: Draft, cursor: WriteCursor) -> Committed | None:
-        """Insert ``draft`` as the next entry; ``None`` (nothing written) when its (tenant, key)
-        is already in the log: the unique index answers that in the insert itself."""
-        if cursor.now is None:
-            cursor.now = max(format_time(self._clock()), cursor.last_recorded)
-        recorded = cursor.now
-        position = cursor.head + 1
-        salt = content = digest = None
-        if draft.evidence is not None:
-            salt, content = new_salt(), encode_evidence(draft.evidence)
-            digest = evidence_digest(salt, content)
-        entry = Entry(
-            position=position,
-            event_id=str(uuid.uuid4()),
-            key=draft.key,
-            tenant=draft.tenant,
-            subaccount=draft.subaccount,
-            msisdn=draft.msisdn,
-            type=event_type(draft.event),
-            occurred_at=draft.occurred_at or recorded,
-            recorded_at=recorded,
-            event=draft.event,
-            evidence_digest=digest,
-        )
-        data = encode_entry(entry)
-        stored = StoredEntry(position, data, leaf_hash(data))
+        """Insert ``draft`` as the next entry (``ledger.drafting``); ``None`` (nothing written,
+        the cursor as it was) when its (tenant, key) is already in the log: the unique index
+        answers that in the insert itself."""
+        mark = cursor.head, cursor.last_recorded
+        made = next_entry(draft, cursor, lambda: format_time(self._clock()))
+        item, salt, content = made.committed, made.salt, made.content
+        entry, stored, position = item.entry, item.stored, item.stored.position
         inserted = self.conn.execute(
             "INSERT INTO log (position, tenant, key, event_id, type, subaccount, msisdn, "
             "occurred_at, recorded_at, entry, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
@@ -505,19 +479,19 @@ class _Writer:
                 entry.msisdn,
                 entry.occurred_at,
                 entry.recorded_at,
-                data,
+                stored.data,
                 stored.leaf_hash,
             ),
         ).rowcount
         if not inserted:
+            cursor.head, cursor.last_recorded = mark
             return None
         if salt is not None:
             self.conn.execute(
                 "INSERT INTO evidence (position, salt, content) VALUES (?, ?, ?)",
                 (position, salt, content),
             )
-        cursor.head, cursor.last_recorded = position, recorded
-        return Committed(stored, entry)
+        return item
 
     def close(self) -> None:
         if self._lock_fd is not None:

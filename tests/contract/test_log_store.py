@@ -509,6 +509,22 @@ def test_two_store_instances_on_one_database_share_positions(
 # -- SQLite adapter specifics -----------------------------------------------------------------
 
 
+def test_an_occurred_time_after_the_recorded_time_is_clamped_and_kept(store: LogStore) -> None:
+    """A fact is never dated after the ledger knew it: an opt-out whose request names a time
+    ahead of the store's clock is in force from the moment it is recorded, and the entry keeps
+    the time the request named."""
+    ahead = store.append([draft("k-ahead", occurred_at="2999-01-01T00:00:00.000Z")])[0]
+    entry = ahead.stored.entry
+    assert entry.occurred_at == entry.recorded_at
+    assert entry.occurred_at_requested == "2999-01-01T00:00:00.000Z"
+    usual = store.append([draft("k-usual")])[0].stored
+    assert usual.entry.occurred_at == "2026-02-01T10:00:00.000Z"
+    assert usual.entry.occurred_at_requested is None
+    assert b"occurred_at_requested" not in usual.data  # entries without it keep their bytes
+    assert usual.data.startswith(b'{"v":1,')
+    assert store.read_positions([ahead.position])[0].data == ahead.stored.data
+
+
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[SqliteLogStore]:
     store = SqliteLogStore(tmp_path / "store.db")
