@@ -356,7 +356,7 @@ class ConsentLedger:
         with self.read_model.snapshot() as view:
             head = view.head()
             position = head if known_at is None else min(known_at, head)
-            when = normalize_time(at) if at else self.now()
+            when = normalize_time(at) if at else view.now()
             return view.decide(tenant, subaccount, msisdn, when, position)
 
     def decide_many(
@@ -365,7 +365,7 @@ class ConsentLedger:
         """Decisions for many E.164 numbers in one query, and the log position they reflect."""
         with self.read_model.snapshot() as view:
             head = view.head()
-            when = normalize_time(at) if at else self.now()
+            when = normalize_time(at) if at else view.now()
             return view.decide_many(tenant, subaccount, msisdns, when, head), head
 
     def states_many(
@@ -375,7 +375,7 @@ class ConsentLedger:
         position it reflects: the lean form for bulk checks of whole campaign lists."""
         with self.read_model.snapshot() as view:
             head = view.head()
-            when = normalize_time(at) if at else self.now()
+            when = normalize_time(at) if at else view.now()
             return view.states_many(tenant, subaccount, msisdns, when, head), head
 
     def timeline(

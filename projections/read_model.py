@@ -83,6 +83,12 @@ class ReadView(Protocol):
         """The newest log position this view reflects (0 for an empty log)."""
         ...
 
+    def now(self) -> str:
+        """The current time of the store's clock, canonical: the one clock of every "now" (on
+        PostgreSQL the database's; a snapshot reads it with its first round trip and keeps
+        it)."""
+        ...
+
     # -- configuration ----------------------------------------------------------------------
     def settings(
         self, tenant: str, subaccount: str, *, position: int | None = None, at: str | None = None

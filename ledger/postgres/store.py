@@ -120,6 +120,11 @@ class PgLogStore:
 
     # -- clock -----------------------------------------------------------------------------
     @property
+    def injected_clock(self) -> Callable[[], datetime] | None:
+        """The clock injected in place of the database's (tests), if any."""
+        return self._injected_clock
+
+    @property
     def clock(self) -> Callable[[], datetime]:
         """The database's clock (or the injected one): see the module."""
         return self._injected_clock or self._database_now

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
@@ -257,13 +257,26 @@ class PgView:
     write transaction holds (every query sees that state), or a pooled one per query (the
     ``PgReadModel``)."""
 
-    def __init__(self, borrow: Borrow, head: int | None = None, *, pipeline: bool = True) -> None:
-        """``pipeline``: two statements may share a round trip; never on the writer connection
+    def __init__(
+        self,
+        borrow: Borrow,
+        clock: Callable[[], datetime],
+        head: int | None = None,
+        *,
+        pipeline: bool = True,
+    ) -> None:
+        """``clock``: the store's (a snapshot passes the time it read with its head).
+        ``pipeline``: two statements may share a round trip; never on the writer connection
         inside the log lock (a client frozen mid-pipeline keeps its session busy, and so the
         lock held: ``ledger.postgres.store``)."""
         self._borrow = borrow
+        self._clock = clock
         self._head = head
         self._pipeline = pipeline
+
+    def now(self) -> str:
+        """The current time of the store's clock (a snapshot's: read with its head)."""
+        return format_time(self._clock())
 
     @_readable
     def head(self) -> int:
@@ -707,7 +720,7 @@ class PgReadModel(PgView):
     several in one ``snapshot()``."""
 
     def __init__(self, store: PgLogStore) -> None:
-        super().__init__(store.reader)
+        super().__init__(store.reader, store.clock)
         self._store = store
 
     @contextmanager
@@ -716,8 +729,9 @@ class PgReadModel(PgView):
         with self._store.reader() as conn:
             try:
                 with unavailable_on_driver_error("the ledger cannot be read now"):
-                    head = _begin_snapshot(conn)
-                yield PgView(lambda: nullcontext(conn), head=head)
+                    head, now = _begin_snapshot(conn)
+                clock = self._store.injected_clock or (lambda: now)
+                yield PgView(lambda: nullcontext(conn), clock, head=head)
             finally:
                 _end_snapshot(conn)
 
@@ -731,21 +745,23 @@ class PgUnitOfWork:
     def decide_and_append(self, decide: Decide) -> list[Appended]:
         """Append what ``decide`` returns, given a view on the append's write transaction."""
         return self._store.append_built(
-            lambda conn: decide(PgView(lambda: nullcontext(conn), pipeline=False))
+            lambda conn: decide(
+                PgView(lambda: nullcontext(conn), self._store.clock, pipeline=False)
+            )
         )
 
 
 # -- queries on one connection -----------------------------------------------------------------
-def _begin_snapshot(conn: Connection) -> int:
-    """Open the snapshot on ``conn`` (projection tables locked, see the module); its head. One
-    round trip."""
+def _begin_snapshot(conn: Connection) -> tuple[int, datetime]:
+    """Open the snapshot on ``conn`` (projection tables locked, see the module); its head and
+    the database's clock, in one round trip."""
     with conn.pipeline():
         conn.execute(_SNAPSHOT)
         conn.execute(_LOCK)
-        cur = conn.execute("SELECT coalesce(max(position), 0) FROM log")
+        cur = conn.execute("SELECT coalesce(max(position), 0), clock_timestamp() FROM log")
     row = cur.fetchone()
     assert row is not None
-    return int(row[0])
+    return int(row[0]), row[1]
 
 
 def _end_snapshot(conn: Connection) -> None:

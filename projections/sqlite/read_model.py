@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache, wraps
 from typing import Any, TypeVar, cast
 
@@ -144,8 +144,9 @@ class SqliteView:
     """The port's ``ReadView`` on one connection (inside a read snapshot, or the writer's
     transaction for a unit of work)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, clock: Callable[[], datetime]) -> None:
         self._connection = conn
+        self._clock = clock
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -155,6 +156,10 @@ class SqliteView:
     def head(self) -> int:
         """The newest log position this view sees (0 for an empty log)."""
         return head_of(self._conn)
+
+    def now(self) -> str:
+        """The current time of the store's clock."""
+        return format_time(self._clock())
 
     # -- configuration ----------------------------------------------------------------------
     @_readable
@@ -678,6 +683,7 @@ class SqliteReadModel(SqliteView):
 
     def __init__(self, store: SqliteLogStore) -> None:
         self._store = store
+        self._clock = store.clock
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -687,7 +693,7 @@ class SqliteReadModel(SqliteView):
     def snapshot(self) -> Iterator[ReadView]:
         """A view answering every query from one consistent state of the database."""
         with _readable_block(), self._store.snapshot() as conn:
-            yield SqliteView(conn)
+            yield SqliteView(conn, self._store.clock)
 
     def decide(self, tenant: str, subaccount: str, msisdn: str, at: str, known_at: int) -> Decision:
         """The decision for one number (in a snapshot of its own)."""
@@ -722,7 +728,7 @@ class SqliteUnitOfWork:
 
     def decide_and_append(self, decide: Decide) -> list[Appended]:
         """Append what ``decide`` returns, given a view on the append's write transaction."""
-        return self._store.append_built(lambda conn: decide(SqliteView(conn)))
+        return self._store.append_built(lambda conn: decide(SqliteView(conn, self._store.clock)))
 
 
 @contextmanager

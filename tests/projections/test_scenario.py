@@ -398,12 +398,15 @@ def test_future_time_replaced_for_an_opt_out_and_refused_for_an_opt_in(
         rec(ledger, MKT, text="START", occurred=format_time(clock.now + timedelta(minutes=6)))
     assert ledger.head() == head
 
-    # within 5 minutes the provider's time is kept
+    # within 5 minutes the provider's time is taken (no note), but a fact is never dated after
+    # the ledger knew it: clamped to the recorded time, the named time kept beside it
     near = format_time(clock.now + timedelta(minutes=4))
     kept = rec(ledger, MKT, text="STOP", occurred=near, msisdn=OTHER)
     assert not kept.time_replaced
     assert kept.entry is not None
-    assert kept.entry.occurred_at == near
+    assert kept.entry.occurred_at == kept.entry.recorded_at
+    assert kept.entry.occurred_at_requested == near
+    assert not ledger.decide(TENANT, MKT, OTHER).allowed  # in force at once
 
 
 @pytest.mark.parametrize("text", ["Thanks!", "", "STOPWATCH", "I need help", "start the car"])
