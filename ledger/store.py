@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -125,6 +125,47 @@ class QuarantineRecord(msgspec.Struct, frozen=True, kw_only=True):
     body_sha256: str | None = None
     id: int = 0
     """Assigned when it is kept."""
+
+
+KEY_COLUMNS = "id, tenant, scopes, secret_sha256, label, created_at, revoked_at"
+"""The columns of a stored API key, in the order ``key_record`` reads them (every adapter)."""
+QUARANTINE_COLUMNS = (
+    "tenant, received_at, reason, content_type, body, remote_addr, request_id, body_length, "
+    "body_sha256"
+)
+"""The columns of a quarantined body after its id, in the order ``quarantine_record`` reads
+them (every adapter)."""
+
+
+def key_record(row: Sequence[object]) -> KeyRecord:
+    """A ``KeyRecord`` from a row of ``KEY_COLUMNS``, whatever driver read it."""
+    key_id, tenant, scopes, digest, label, created_at, revoked_at = row
+    return KeyRecord(
+        id=str(key_id),
+        tenant=None if tenant is None else str(tenant),
+        scopes=tuple(str(scopes).split(",")),
+        secret_sha256=bytes(digest),  # type: ignore[call-overload]
+        label=None if label is None else str(label),
+        created_at=str(created_at),
+        revoked_at=None if revoked_at is None else str(revoked_at),
+    )
+
+
+def quarantine_record(row: Sequence[Any]) -> QuarantineRecord:
+    """A ``QuarantineRecord`` from a row of id and ``QUARANTINE_COLUMNS``, whatever driver read
+    it."""
+    return QuarantineRecord(
+        id=row[0],
+        tenant=row[1],
+        received_at=row[2],
+        reason=row[3],
+        content_type=row[4],
+        body=bytes(row[5]),
+        remote_addr=row[6],
+        request_id=row[7],
+        body_length=row[8],
+        body_sha256=row[9],
+    )
 
 
 class KeyTable(Protocol):

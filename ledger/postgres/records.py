@@ -14,22 +14,16 @@ from contextlib import AbstractContextManager
 from ledger.checkpoint_log import CheckpointRecord
 from ledger.errors import NotFound
 from ledger.postgres.connection import Connection, unavailable_on_driver_error
-from ledger.store import KeyRecord, QuarantineRecord
+from ledger.store import (
+    KEY_COLUMNS,
+    QUARANTINE_COLUMNS,
+    KeyRecord,
+    QuarantineRecord,
+    key_record,
+    quarantine_record,
+)
 
-_KEY_COLUMNS = "id, tenant, scopes, secret_sha256, label, created_at, revoked_at"
-
-
-def _key(row: Sequence[object]) -> KeyRecord:
-    key_id, tenant, scopes, digest, label, created_at, revoked_at = row
-    return KeyRecord(
-        id=str(key_id),
-        tenant=None if tenant is None else str(tenant),
-        scopes=tuple(str(scopes).split(",")),
-        secret_sha256=bytes(digest),  # type: ignore[call-overload]
-        label=None if label is None else str(label),
-        created_at=str(created_at),
-        revoked_at=None if revoked_at is None else str(revoked_at),
-    )
+_KEY_COLUMNS = KEY_COLUMNS
 
 
 class PgKeys:
@@ -61,7 +55,7 @@ class PgKeys:
             rows = conn.execute(
                 f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"  # noqa: S608
             ).fetchall()
-        return [_key(r) for r in rows]
+        return [key_record(r) for r in rows]
 
     def by_id(self, key_id: str) -> KeyRecord | None:
         """See ``ledger.store.KeyTable``."""
@@ -70,7 +64,7 @@ class PgKeys:
                 f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = %s",  # noqa: S608
                 (key_id,),
             ).fetchone()
-        return None if row is None else _key(row)
+        return None if row is None else key_record(row)
 
     def revoke(self, key_id: str, at: str) -> bool:
         """See ``ledger.store.KeyTable``."""
@@ -88,10 +82,7 @@ class PgKeys:
 
 
 # -- quarantine ------------------------------------------------------------------------------
-_QUARANTINE_COLUMNS = (
-    "tenant, received_at, reason, content_type, body, remote_addr, request_id, body_length, "
-    "body_sha256"
-)
+_QUARANTINE_COLUMNS = QUARANTINE_COLUMNS
 
 
 def add_quarantined(conn: Connection, record: QuarantineRecord) -> int:
@@ -124,21 +115,7 @@ def quarantined(conn: Connection, tenant: str, after_id: int, limit: int) -> lis
             "WHERE tenant = %s AND id > %s ORDER BY id LIMIT %s",
             (tenant, after_id, limit),
         ).fetchall()
-    return [
-        QuarantineRecord(
-            id=r[0],
-            tenant=r[1],
-            received_at=r[2],
-            reason=r[3],
-            content_type=r[4],
-            body=bytes(r[5]),
-            remote_addr=r[6],
-            request_id=r[7],
-            body_length=r[8],
-            body_sha256=r[9],
-        )
-        for r in rows
-    ]
+    return [quarantine_record(r) for r in rows]
 
 
 def erase_quarantined(conn: Connection, ids: Sequence[int], note: str) -> None:

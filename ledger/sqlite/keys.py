@@ -8,25 +8,11 @@ deleted); a driver error becomes ``StoreUnavailable`` (nothing was written).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 
 from ledger.sqlite.connection import unavailable_on_driver_error
-from ledger.store import KeyRecord
+from ledger.store import KEY_COLUMNS, KeyRecord, key_record
 
-_COLUMNS = "id, tenant, scopes, secret_sha256, label, created_at, revoked_at"
-
-
-def _record(row: Sequence[object]) -> KeyRecord:
-    key_id, tenant, scopes, digest, label, created_at, revoked_at = row
-    return KeyRecord(
-        id=str(key_id),
-        tenant=None if tenant is None else str(tenant),
-        scopes=tuple(str(scopes).split(",")),
-        secret_sha256=bytes(digest),  # type: ignore[call-overload]
-        label=None if label is None else str(label),
-        created_at=str(created_at),
-        revoked_at=None if revoked_at is None else str(revoked_at),
-    )
+_COLUMNS = KEY_COLUMNS
 
 
 def add_key(conn: sqlite3.Connection, record: KeyRecord) -> None:
@@ -52,7 +38,7 @@ def all_keys(conn: sqlite3.Connection) -> list[KeyRecord]:
         rows = conn.execute(
             f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at, id"  # noqa: S608
         ).fetchall()
-    return [_record(r) for r in rows]
+    return [key_record(r) for r in rows]
 
 
 def key_by_id(conn: sqlite3.Connection, key_id: str) -> KeyRecord | None:
@@ -62,7 +48,7 @@ def key_by_id(conn: sqlite3.Connection, key_id: str) -> KeyRecord | None:
             f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?",  # noqa: S608
             (key_id,),
         ).fetchone()
-    return None if row is None else _record(row)
+    return None if row is None else key_record(row)
 
 
 def revoke_key(conn: sqlite3.Connection, key_id: str, at: str) -> bool:

@@ -7,12 +7,9 @@ import sqlite3
 from collections.abc import Sequence
 
 from ledger.sqlite.connection import unavailable_on_driver_error
-from ledger.store import QuarantineRecord
+from ledger.store import QUARANTINE_COLUMNS, QuarantineRecord, quarantine_record
 
-_COLUMNS = (
-    "tenant, received_at, reason, content_type, body, remote_addr, request_id, body_length, "
-    "body_sha256"
-)
+_COLUMNS = QUARANTINE_COLUMNS
 
 
 def add(conn: sqlite3.Connection, record: QuarantineRecord, *, keep_id: bool = False) -> int:
@@ -56,21 +53,7 @@ def listed(
             "ORDER BY id LIMIT ?",
             (tenant, after_id, limit),
         ).fetchall()
-    return [
-        QuarantineRecord(
-            id=r[0],
-            tenant=r[1],
-            received_at=r[2],
-            reason=r[3],
-            content_type=r[4],
-            body=bytes(r[5]),
-            remote_addr=r[6],
-            request_id=r[7],
-            body_length=r[8],
-            body_sha256=r[9],
-        )
-        for r in rows
-    ]
+    return [quarantine_record(r) for r in rows]
 
 
 def erase(conn: sqlite3.Connection, ids: Sequence[int], note: str) -> None:
